@@ -1,0 +1,118 @@
+"""Synthetic hierarchical images: z2 (category) -> z1 (subtype) -> z0 (style) -> image.
+
+Every image comes with its ground truth at every level. Style z0 really changes the pixels: position,
+scale, hue, brightness and a small shape detail, one row of ``z0`` per image::
+
+    z0[:, 0:2]  offset of the figure's centre, in units of the half-frame
+    z0[:, 2]    scale of the figure
+    z0[:, 3]    hue in [0, 1)
+    z0[:, 4]    brightness (HSV value) of the figure
+    z0[:, 5]    detail in [0, 1] (ear length, wheel size, ...)
+
+Rendering is vectorised: 10,000 images at 32x32 take well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from taxodiff.data.shapes import SHAPES
+from taxodiff.hierarchy import Hierarchy
+
+Z0_FIELDS = ("dx", "dy", "scale", "hue", "brightness", "detail")
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    max_offset: float = 0.12  # |dx|, |dy| at most this, in half-frames
+    scale: tuple[float, float] = (0.72, 0.95)
+    brightness: tuple[float, float] = (0.35, 0.85)
+    saturation: float = 0.8
+    background: float = 1.0  # grey level of the background, 0 (black) .. 1 (white)
+
+
+@dataclass
+class ImageBatch:
+    """Images in [-1, 1] with their ground truth. All tensors share the first dimension."""
+
+    images: Tensor  # (N, 3, H, W) float32 in [-1, 1]
+    z2: Tensor  # (N,) category index
+    z1: Tensor  # (N,) leaf index
+    z0: Tensor  # (N, 6) style, see Z0_FIELDS
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batch(self, idx: Tensor) -> dict[str, Tensor]:
+        """What a model's loss reads (the trainer's dataset protocol)."""
+        return {"images": self.images[idx], "z2": self.z2[idx], "z1": self.z1[idx]}
+
+    def subset(self, idx: Tensor) -> ImageBatch:
+        return ImageBatch(self.images[idx], self.z2[idx], self.z1[idx], self.z0[idx])
+
+
+def sample_latents(h: Hierarchy, n: int, style: StyleConfig, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """Draw (z2, z1, z0) for n images from the hierarchy's probabilities."""
+    probs = torch.tensor(h.leaf_probs(), dtype=torch.float64)
+    z1 = torch.multinomial(probs, n, replacement=True, generator=gen)
+    z2 = torch.tensor(h.leaf_category(), dtype=torch.long)[z1]
+    u = torch.rand(n, 6, generator=gen, dtype=torch.float64).float()
+    lo_s, hi_s = style.scale
+    lo_b, hi_b = style.brightness
+    z0 = torch.stack(
+        [
+            (2 * u[:, 0] - 1) * style.max_offset,
+            (2 * u[:, 1] - 1) * style.max_offset,
+            lo_s + (hi_s - lo_s) * u[:, 2],
+            u[:, 3],
+            lo_b + (hi_b - lo_b) * u[:, 4],
+            u[:, 5],
+        ],
+        dim=1,
+    )
+    return z2, z1, z0
+
+
+def hsv_to_rgb(h: Tensor, s: float, v: Tensor) -> Tensor:
+    """(B,), scalar, (B,) -> (B, 3) in [0, 1]."""
+    k = (torch.tensor([5.0, 3.0, 1.0]) + h[:, None] * 6.0) % 6.0
+    return v[:, None] - v[:, None] * s * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+def render(shapes: list[str], z1: Tensor, z0: Tensor, size: int, style: StyleConfig) -> Tensor:
+    """Draw each leaf's shape with its style. shapes[i] is leaf i's shape. Returns (N, 3, size, size) in [0, 1]."""
+    n = z1.shape[0]
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    gy, gx = torch.meshgrid(-coords, coords, indexing="ij")  # y up
+    mask = torch.zeros(n, size, size)
+    pixel = 2.0 / size
+    for leaf, name in enumerate(shapes):
+        idx = (z1 == leaf).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            continue
+        st = z0[idx]
+        scale = st[:, 2, None, None]
+        x = (gx[None] - st[:, 0, None, None]) / scale
+        y = (gy[None] - st[:, 1, None, None]) / scale
+        dist = SHAPES[name](x, y, st[:, 5]) * scale
+        mask[idx] = torch.clamp(0.5 - dist / pixel, 0.0, 1.0)
+    colour = hsv_to_rgb(z0[:, 3], style.saturation, z0[:, 4])  # (N, 3)
+    bg = torch.full((n, 3, 1, 1), style.background)
+    return bg + mask[:, None] * (colour[:, :, None, None] - bg)
+
+
+def make_images(
+    h: Hierarchy, n: int, size: int, seed: int, style: StyleConfig | None = None, chunk: int = 4096
+) -> ImageBatch:
+    """n images of the hierarchy, deterministic in ``seed``."""
+    if n < 1:
+        raise ValueError(f"number of images must be >= 1, got {n}")
+    style = style or StyleConfig()
+    gen = torch.Generator().manual_seed(seed)
+    z2, z1, z0 = sample_latents(h, n, style, gen)
+    shapes = [leaf.shape or leaf.name for leaf in h.leaves]
+    images = torch.cat([render(shapes, z1[i : i + chunk], z0[i : i + chunk], size, style) for i in range(0, n, chunk)])
+    return ImageBatch(images * 2 - 1, z2, z1, z0)

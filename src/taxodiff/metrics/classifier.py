@@ -1,0 +1,112 @@
+"""The domain classifier: a CNN trained on ground-truth renders to tell which leaf an image shows.
+
+It is trained on images with uniform leaf probabilities (so it has no prior favouring frequent
+subtypes), tested on a held-out set, and cached on disk keyed by everything that defines it (shapes,
+size, style, settings, seed), as safetensors plus JSON. ``TAXODIFF_CACHE`` sets the cache folder
+(default ``~/.cache/taxodiff``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from taxodiff import runs, seeds
+from taxodiff.data.images import StyleConfig, make_images
+from taxodiff.hierarchy import Hierarchy
+from taxodiff.nets.classifier import ClassifierConfig, ConvClassifier
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    shapes: tuple[str, ...]  # class i draws shapes[i]
+    size: int
+    style: StyleConfig
+    n_train: int = 8000
+    n_test: int = 2000
+    epochs: int = 3
+    width: int = 16
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps({"v": VERSION, **asdict(self)}, sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TAXODIFF_CACHE", Path.home() / ".cache" / "taxodiff"))
+
+
+def _uniform(shapes: Sequence[str]) -> Hierarchy:
+    return Hierarchy.from_spec({"all": {f"c{i}": {"shape": s} for i, s in enumerate(shapes)}})
+
+
+def train_classifier(spec: DomainSpec, device: torch.device, progress: bool = True) -> tuple[ConvClassifier, float]:
+    """Train from scratch; returns the classifier and its held-out accuracy."""
+    from tqdm.auto import tqdm
+
+    h = _uniform(spec.shapes)
+    train = make_images(h, spec.n_train, spec.size, seeds.derive(spec.seed, "classifier", "train"), spec.style)
+    test = make_images(h, spec.n_test, spec.size, seeds.derive(spec.seed, "classifier", "test"), spec.style)
+    torch.manual_seed(seeds.derive(spec.seed, "classifier", "init") % 2**31)
+    net = ConvClassifier(ClassifierConfig(num_classes=len(spec.shapes), width=spec.width)).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    gen = seeds.generator(spec.seed, "classifier", "batches")
+    bs = 128
+    steps = spec.epochs * (spec.n_train // bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    bar = tqdm(total=steps, desc="domain classifier", unit="step", disable=not progress, dynamic_ncols=True)
+    for _ in range(spec.epochs):
+        perm = torch.randperm(spec.n_train, generator=gen)
+        for i in range(spec.n_train // bs):
+            idx = perm[i * bs : (i + 1) * bs]
+            x = train.images[idx].to(device)
+            x = x + 0.05 * torch.randn(x.shape, generator=gen).to(device)  # robust to slight sampling noise
+            loss = F.cross_entropy(net(x), train.z1[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+    bar.close()
+    net.eval()
+    acc = float((predict(net, test.images) == test.z1).float().mean())
+    return net, acc
+
+
+@torch.no_grad()
+def predict(net: ConvClassifier, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Leaf index of every image (N, 3, H, W) in [-1, 1]."""
+    device = next(net.parameters()).device
+    return torch.cat([net(images[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(images), batch)])
+
+
+def domain_classifier(spec: DomainSpec, device: torch.device, progress: bool = True) -> tuple[ConvClassifier, dict]:
+    """Load the cached classifier for ``spec`` or train and cache it. Returns (net, info with accuracy)."""
+    from safetensors.torch import load_file, save_file
+
+    folder = cache_dir() / "classifiers" / spec.key()
+    cfg = ClassifierConfig(num_classes=len(spec.shapes), width=spec.width)
+    if (folder / "info.json").exists() and (folder / "model.safetensors").exists():
+        info = runs.read_json(folder / "info.json")
+        net = ConvClassifier(cfg)
+        net.load_state_dict(load_file(str(folder / "model.safetensors")))
+        return net.to(device).eval(), info | {"cached": True}
+    net, acc = train_classifier(spec, device, progress)
+    info = {"accuracy": acc, "classes": list(spec.shapes), "n_test": spec.n_test, "key": spec.key(),
+            "spec": json.loads(json.dumps(asdict(spec), default=list))}
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".model.{os.getpid()}.tmp"
+    save_file({k: v.cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    os.replace(tmp, folder / "model.safetensors")
+    runs.write_json(folder / "info.json", info)
+    return net, info | {"cached": False}

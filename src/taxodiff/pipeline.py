@@ -1,0 +1,129 @@
+"""Run-level operations, callable from Python exactly as the CLI calls them.
+
+    train_run(cfg, run_dir)                 render the data, build the model, train (resuming)
+    sample_run(run_dir, sample_overrides)   load the EMA weights, sample every category, save + grid PNG
+    evaluate_run(run_dir, sample_overrides) reuse or make the samples, score them, merge into eval.json
+    preview(cfg, out)                       a PNG grid of training images per category
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from taxodiff import config as config_mod
+from taxodiff import runs, seeds
+from taxodiff.config import RunConfig
+from taxodiff.errors import TaxodiffError
+
+
+def training_data(cfg: RunConfig) -> Any:
+    from taxodiff.data.images import make_images
+    from taxodiff.evaluate import style_of
+
+    h = cfg.build_hierarchy()
+    return make_images(h, cfg.data.n_train, cfg.data.size, seeds.derive(cfg.seed, "data"), style_of(cfg))
+
+
+def _check_existing(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
+    """An existing run continues only with the same config (save for the step count)."""
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return
+    if not resume:
+        raise TaxodiffError(f"run directory {str(run_dir)!r} already holds a run: pick another --run-dir or resume")
+    old = config_mod.from_dict(config_mod.read_yaml(saved))
+    if replace(old, train=replace(old.train, steps=cfg.train.steps)) != cfg:
+        raise TaxodiffError(
+            f"run directory {str(run_dir)!r} holds a run with a different config: pick another --run-dir"
+        )
+
+
+def train_run(cfg: RunConfig, run_dir: Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    import torch
+
+    from taxodiff._malloc import tune_malloc
+    from taxodiff.models import build_model
+    from taxodiff.train import Trainer
+
+    tune_malloc()
+    run_dir = Path(run_dir)
+    _check_existing(cfg, run_dir, resume)
+    h = cfg.build_hierarchy()
+    data = training_data(cfg)
+    torch.manual_seed(seeds.derive(cfg.seed, "init") % 2**31)
+    model = build_model(cfg, h)
+    state = {"config": config_mod.to_dict(cfg), "family": cfg.model}
+    trainer = Trainer(model, data, cfg.train, run_dir, cfg.seed, cfg.device, state)
+    if trainer.is_main:
+        runs.atomic_write(run_dir / "config.yaml", config_mod.dump_yaml(cfg))
+    result = trainer.train(resume=resume, progress=progress)
+    n_params = sum(p.numel() for p in model.parameters())
+    summary = {"run_dir": str(run_dir), "model": cfg.model, "steps": result.step, "resumed_from": result.resumed_from,
+               "seconds": round(result.seconds, 1), "parameters": n_params,
+               "precision": trainer.acc.mixed_precision, "device": str(trainer.acc.device)}
+    if trainer.is_main:
+        runs.write_json(run_dir / "train.json", summary)
+    return summary
+
+
+def sample_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: int | None = None,
+               device: str | None = None, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Sample a trained run; returns (samples path, samples)."""
+    import numpy as np
+
+    from taxodiff import figures
+    from taxodiff.sampling import generate, load_model, resolve_sample_config, sample_tag, save_samples
+    from taxodiff.train import resolve_device
+
+    run_dir = Path(run_dir)
+    dev = resolve_device(device or "auto")
+    cfg, model, _ = load_model(run_dir, dev)
+    sc = resolve_sample_config(cfg, **(overrides or {}))
+    tag = sample_tag(sc, cfg.model)
+    samples = generate(model, cfg, sc, seeds.derive(cfg.seed if seed is None else seed, "sample", tag), progress)
+    path = save_samples(run_dir, tag, samples)
+    h = model.hierarchy
+    figures.category_grid(samples["images"].numpy(), samples["z2"].numpy(), h.category_names,
+                          run_dir / "figures" / f"samples_{tag}.png", f"{cfg.model} model, {tag}")
+    del np
+    return path, samples
+
+
+def evaluate_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: int | None = None,
+                 device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    from taxodiff.evaluate import evaluate
+    from taxodiff.sampling import load_samples, resolve_sample_config, sample_tag
+    from taxodiff.train import resolve_device
+
+    run_dir = Path(run_dir)
+    ckpt = runs.resolve_checkpoint(run_dir)
+    state = runs.read_json(ckpt / "state.json")
+    if "config" not in state:
+        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff image model")
+    cfg = config_mod.from_dict(state["config"])
+    sc = resolve_sample_config(cfg, **(overrides or {}))
+    tag = sample_tag(sc, cfg.model)
+    path = run_dir / "samples" / f"{tag}.safetensors"
+    if path.exists() and seed is None:
+        samples = load_samples(path)
+        if int(samples["z2"].shape[0]) != sc.n_per_category * cfg.build_hierarchy().num_categories:
+            _, samples = sample_run(run_dir, overrides, seed, device, progress)
+    else:
+        _, samples = sample_run(run_dir, overrides, seed, device, progress)
+    return evaluate(run_dir, cfg, sc, tag, samples, resolve_device(device or "auto"), progress)
+
+
+def preview(cfg: RunConfig, out: Path, n: int = 32, progress: bool = True) -> Path:
+    from taxodiff import figures
+    from taxodiff.data.images import make_images
+    from taxodiff.evaluate import style_of
+
+    h = cfg.build_hierarchy()
+    batch = make_images(h, n * h.num_categories * 4, cfg.data.size, seeds.derive(cfg.seed, "preview"), style_of(cfg))
+    images = ((batch.images + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+    labels = [f"{name}: " + ", ".join(f"{h.leaf_names[i]} {p:.2f}" for i, p in zip(h.leaves_of(c), h.conditional(c), strict=True))
+              for c, name in enumerate(h.category_names)]
+    return figures.category_grid(images, batch.z2.numpy(), h.category_names, Path(out),
+                                 f"training data ({cfg.data.size}x{cfg.data.size})", per_category=n, labels=labels)

@@ -1,0 +1,134 @@
+"""Run directories as records: config, metrics (JSON lines), checkpoints (safetensors + JSON), figures.
+
+    runs/<name>/
+      config.yaml               the resolved config: enough to rebuild the model
+      metrics.jsonl             one JSON object per logged training step
+      checkpoints/step-000800/  model.safetensors, ema.safetensors, optim.safetensors, state.json
+      checkpoints/latest        name of the newest complete checkpoint
+      samples/, figures/, eval.json
+
+Every file is written atomically (temporary file, then rename); a checkpoint directory is complete
+before ``latest`` points at it. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from taxodiff import __version__
+from taxodiff.errors import TaxodiffError
+
+FORMAT = "taxodiff-checkpoint-1"
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise TaxodiffError(f"{str(p)!r} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise TaxodiffError(f"{str(p)!r} is not valid JSON ({e.msg})") from None
+
+
+def append_jsonl(path: str | Path, obj: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(obj) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+# -- checkpoints ----------------------------------------------------------------------------------------
+def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, Any]], state: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``tensors`` (file stem -> {name: tensor}) and ``state`` as checkpoints/step-NNNNNN, atomically."""
+    from safetensors.torch import save_file
+
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    try:
+        for stem, named in tensors.items():
+            save_file({k: v.detach().contiguous().cpu() for k, v in named.items()}, str(tmp / f"{stem}.safetensors"),
+                      metadata={"format": FORMAT, "step": str(step)})
+        meta = {"format": FORMAT, "version": __version__, "step": step, **state}
+        (tmp / "state.json").write_text(json.dumps(meta, indent=2))
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write(root / "latest", name + "\n")
+    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / "checkpoints" / "latest"
+    if not pointer.exists():
+        return None
+    path = run_dir / "checkpoints" / pointer.read_text().strip()
+    return path if (path / "state.json").exists() else None
+
+
+def load_checkpoint(path: Path, stems: tuple[str, ...] = ("model",)) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Read a checkpoint directory: ({stem: {name: tensor}}, state). Refuses anything not ours."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    state = read_json(path / "state.json")
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise TaxodiffError(f"{str(path)!r} is not a taxodiff checkpoint (format {state.get('format')!r})")
+    tensors = {}
+    for stem in stems:
+        f = path / f"{stem}.safetensors"
+        if not f.exists():
+            raise TaxodiffError(f"checkpoint {str(path)!r} lacks {f.name}")
+        try:
+            tensors[stem] = load_file(str(f))
+        except SafetensorError as e:
+            raise TaxodiffError(f"{str(f)!r} is not a valid safetensors file ({e})") from None
+    return tensors, state
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run directory (its latest checkpoint) or a checkpoint directory -> checkpoint directory."""
+    p = Path(path)
+    if not p.exists():
+        raise TaxodiffError(f"checkpoint or run directory {str(p)!r} does not exist")
+    if (p / "state.json").exists():
+        return p
+    found = latest_checkpoint(p)
+    if found is None:
+        raise TaxodiffError(f"{str(p)!r} holds no taxodiff checkpoint (expected checkpoints/latest or state.json)")
+    return found
