@@ -27,14 +27,14 @@ def training_data(cfg: RunConfig) -> Any:
 
 
 def _check_existing(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
-    """An existing run continues only with the same config (save for the step count)."""
+    """An existing run continues only with the same config (save for the step count and the device)."""
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return
     if not resume:
         raise TaxodiffError(f"run directory {str(run_dir)!r} already holds a run: pick another --run-dir or resume")
     old = config_mod.from_dict(config_mod.read_yaml(saved))
-    if replace(old, train=replace(old.train, steps=cfg.train.steps)) != cfg:
+    if replace(old, train=replace(old.train, steps=cfg.train.steps), device=cfg.device) != cfg:
         raise TaxodiffError(
             f"run directory {str(run_dir)!r} holds a run with a different config: pick another --run-dir"
         )
@@ -68,42 +68,48 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = True, progress: bool
     return summary
 
 
+def stored_config(run_dir: Path) -> tuple[Path, RunConfig]:
+    """(checkpoint directory, config) of a trained run, checked without importing torch."""
+    ckpt = runs.resolve_checkpoint(run_dir)
+    state = runs.read_json(ckpt / "state.json")
+    if not isinstance(state, dict) or state.get("format") != runs.FORMAT:
+        raise TaxodiffError(f"{str(ckpt)!r} is not a taxodiff checkpoint")
+    if "config" not in state:
+        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff image model")
+    return ckpt, config_mod.from_dict(state["config"])
+
+
 def sample_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: int | None = None,
                device: str | None = None, progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Sample a trained run; returns (samples path, samples)."""
-    import numpy as np
-
+    _, cfg = stored_config(Path(run_dir))
+    sample_settings(cfg, overrides)
     from taxodiff import figures
-    from taxodiff.sampling import generate, load_model, resolve_sample_config, sample_tag, save_samples
+    from taxodiff.sampling import generate, load_model, sample_tag, save_samples
     from taxodiff.train import resolve_device
 
     run_dir = Path(run_dir)
     dev = resolve_device(device or "auto")
     cfg, model, _ = load_model(run_dir, dev)
-    sc = resolve_sample_config(cfg, **(overrides or {}))
+    sc = sample_settings(cfg, overrides)
     tag = sample_tag(sc, cfg.model)
     samples = generate(model, cfg, sc, seeds.derive(cfg.seed if seed is None else seed, "sample", tag), progress)
     path = save_samples(run_dir, tag, samples)
     h = model.hierarchy
     figures.category_grid(samples["images"].numpy(), samples["z2"].numpy(), h.category_names,
                           run_dir / "figures" / f"samples_{tag}.png", f"{cfg.model} model, {tag}")
-    del np
     return path, samples
 
 
 def evaluate_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: int | None = None,
                  device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    _, cfg = stored_config(run_dir)
+    sc = sample_settings(cfg, overrides)
     from taxodiff.evaluate import evaluate
-    from taxodiff.sampling import load_samples, resolve_sample_config, sample_tag
+    from taxodiff.sampling import load_samples, sample_tag
     from taxodiff.train import resolve_device
 
-    run_dir = Path(run_dir)
-    ckpt = runs.resolve_checkpoint(run_dir)
-    state = runs.read_json(ckpt / "state.json")
-    if "config" not in state:
-        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff image model")
-    cfg = config_mod.from_dict(state["config"])
-    sc = resolve_sample_config(cfg, **(overrides or {}))
     tag = sample_tag(sc, cfg.model)
     path = run_dir / "samples" / f"{tag}.safetensors"
     if path.exists() and seed is None:
@@ -113,6 +119,12 @@ def evaluate_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: i
     else:
         _, samples = sample_run(run_dir, overrides, seed, device, progress)
     return evaluate(run_dir, cfg, sc, tag, samples, resolve_device(device or "auto"), progress)
+
+
+def sample_settings(cfg: RunConfig, overrides: dict[str, Any] | None) -> Any:
+    """The run's sampling settings with overrides (None = keep), checked like any config."""
+    kept = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return config_mod.from_dict({"sample": kept}, base=cfg).sample
 
 
 def preview(cfg: RunConfig, out: Path, n: int = 32, progress: bool = True) -> Path:

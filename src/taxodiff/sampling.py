@@ -7,7 +7,6 @@ can be redone without sampling again.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -85,10 +84,3 @@ def load_samples(path: Path) -> dict[str, Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(path))
-
-
-def resolve_sample_config(cfg: RunConfig, **overrides: object) -> SampleConfig:
-    """The run's sampling settings with CLI overrides (None = keep)."""
-    kept = {k: v for k, v in overrides.items() if v is not None}
-    merged = config_mod.from_dict({"sample": kept}, base=cfg)
-    return replace(merged.sample)

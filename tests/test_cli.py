@@ -1,0 +1,156 @@
+"""Every CLI verb on a tiny config, and the error paths: one line, exit code 2, nothing written."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TINY
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "taxodiff.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def light_run(argv):
+    """Run the CLI in this interpreter; returns (exit code, stderr, whether torch got imported)."""
+    code = ("import sys\nfrom taxodiff.cli import main\ntry:\n rc = main(sys.argv[1:])\nexcept SystemExit as e:\n rc = e.code\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')\nsys.exit(rc)")
+    p = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stderr, "NOTORCH" in p.stdout
+
+
+def test_version_and_help_are_light():
+    p = subprocess.run([sys.executable, "-c", "import sys; from taxodiff.cli import main\n"
+                        "try:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"],
+                       capture_output=True, text=True)
+    assert "demo" in p.stdout and p.stdout.strip().endswith("False")
+    assert run("--version").stdout.startswith("taxodiff ")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    for family in ("flat", "hierarchical"):
+        p = run("train", "--config", TINY, "--model", family, "--run-dir", root / family, "--quiet", "--device", "cpu")
+        assert p.returncode == 0, p.stderr
+    return root
+
+
+def test_train_writes_a_run_directory(trained):
+    h = trained / "hierarchical"
+    for name in ("config.yaml", "metrics.jsonl", "train.json", "checkpoints/latest"):
+        assert (h / name).exists(), name
+    assert json.loads((h / "train.json").read_text())["steps"] == 4
+
+
+def test_train_resumes_finished_run(trained):
+    p = run("train", "--config", TINY, "--model", "flat", "--run-dir", trained / "flat", "--quiet", "--train-steps", "6")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((trained / "flat" / "train.json").read_text())["resumed_from"] == 4
+
+
+def test_sample_and_evaluate(trained):
+    p = run("sample", "--run-dir", trained / "hierarchical", "--guidance", "2", "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert (trained / "hierarchical" / "samples" / "ddim2_g2_pg0.safetensors").exists()
+    assert (trained / "hierarchical" / "figures" / "samples_ddim2_g2_pg0.png").exists()
+    p = run("evaluate", "--run-dir", trained / "hierarchical", "--guidance", "2", "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert "fidelity" in p.stdout
+    ev = json.loads((trained / "hierarchical" / "eval.json").read_text())["evaluations"]["ddim2_g2_pg0"]
+    assert set(ev) >= {"images", "prior", "fidelity", "classifier"}
+    p = run("evaluate", "--run-dir", trained / "flat", "--quiet")
+    assert p.returncode == 0, p.stderr and "fidelity" not in p.stdout
+
+
+def test_data_preview(tmp_path):
+    p = run("data", "preview", "--config", TINY, "--out", tmp_path / "p.png", "--n", "4")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo"
+    p = run("demo", "--config", TINY, "--out", out, "--quiet", "--guidance", "2")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["model"], r["guidance"]) for r in summary["rows"]] == [
+        ("flat", 0.0), ("flat", 2.0), ("hierarchical", 0.0), ("hierarchical", 2.0)]
+    md = (out / "report.md").read_text()
+    assert "| model | guidance | coverage" in md and str(out / "flat") in md
+    assert "<table>" in (out / "report.html").read_text()
+    assert (out / "figures" / "proportions.png").exists()
+
+
+def _config(tmp_path, text):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    return f
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("hierarchy: {a: {dog: 0.5, cat: 0.6}}", "sum to 1.1"),
+        ("hierarchy: {a: {dog: 0.5, dragon: 0.5}}", "unknown shape 'dragon'"),
+        ("hierarchy: {a: {}}", "is empty"),
+        ("data: {size: -32}", "data.size = -32"),
+        ("data: {n_train: 0}", "data.n_train = 0"),
+        ("train: {lr: fast}", "train.lr = 'fast'"),
+        ("trian: {steps: 3}", "unknown config key 'trian'"),
+        ("sample: {sampler: euler}", "sample.sampler = 'euler'"),
+        ("data: {size: 30}", "data.size = 30"),
+        ("[1, 2", "not valid YAML"),
+    ],
+)
+def test_config_errors_are_one_line_exit_2_without_torch(tmp_path, text, needle):
+    rc, err, light = light_run(["train", "--config", _config(tmp_path, text), "--run-dir", tmp_path / "r"])
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert light, "an error path imported torch (slow)"
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", "--model", "deep"], "invalid choice: 'deep'"),
+        (["train", "--seed", "-1"], "-1 is negative"),
+        (["sample", "--run-dir", "x", "--guidance", "-2"], "allowed is a number >= 0"),
+        (["sample", "--run-dir", "x", "--steps", "0"], "allowed is an integer >= 1"),
+        (["demo", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["train", "--config", "missing.yaml"], "does not exist"),
+        (["sample", "--run-dir", "no/such/run"], "does not exist"),
+    ],
+)
+def test_flag_errors(argv, needle, tmp_path):
+    rc, err, light = light_run(argv)
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert light
+
+
+def test_foreign_checkpoint(tmp_path):
+    ck = tmp_path / "run" / "checkpoints" / "step-000001"
+    ck.mkdir(parents=True)
+    (ck.parent / "latest").write_text("step-000001\n")
+    (ck / "state.json").write_text('{"format": "other-tool"}')
+    rc, err, light = light_run(["evaluate", "--run-dir", tmp_path / "run"])
+    assert rc == 2 and "not a taxodiff checkpoint" in err and light
+
+
+def test_corrupt_weights(trained, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(trained / "flat", bad)
+    ck = bad / "checkpoints" / (bad / "checkpoints" / "latest").read_text().strip()
+    (ck / "model.safetensors").write_bytes(b"\x00" * 64)
+    p = run("sample", "--run-dir", bad, "--quiet")
+    assert p.returncode == 2 and "not a valid safetensors file" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_no_resume_refuses_existing(trained):
+    p = run("train", "--config", TINY, "--model", "flat", "--run-dir", trained / "flat", "--no-resume")
+    assert p.returncode == 2 and "already holds a run" in p.stderr
