@@ -24,9 +24,16 @@ def diffusers_unet(size: int) -> torch.nn.Module:
     from diffusers import UNet2DModel
 
     return UNet2DModel(
-        sample_size=size, in_channels=3, out_channels=3, block_out_channels=(32, 64, 64), layers_per_block=1,
-        down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3, norm_num_groups=8,
-        num_class_embeds=None, class_embed_type=None,
+        sample_size=size,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 3,
+        up_block_types=("UpBlock2D",) * 3,
+        norm_num_groups=8,
+        num_class_embeds=None,
+        class_embed_type=None,
     )
 
 
@@ -45,7 +52,8 @@ def bench(name: str, net: torch.nn.Module, call, size: int, batch: int, steps: i
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     out = {}
     for amp in (False, True):
-        def train_step() -> None:
+
+        def train_step(amp: bool = amp) -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                 loss = call(net, x, t).float().pow(2).mean()
             opt.zero_grad(set_to_none=True)
@@ -53,7 +61,7 @@ def bench(name: str, net: torch.nn.Module, call, size: int, batch: int, steps: i
             opt.step()
 
         @torch.no_grad()
-        def infer_step() -> None:
+        def infer_step(amp: bool = amp) -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                 call(net, x, t)
 

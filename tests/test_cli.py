@@ -10,22 +10,33 @@ from tests.conftest import TINY
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "taxodiff.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "taxodiff.cli", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
 
 
 def light_run(argv):
     """Run the CLI in this interpreter; returns (exit code, stderr, whether torch got imported)."""
-    code = ("import sys\nfrom taxodiff.cli import main\ntry:\n rc = main(sys.argv[1:])\nexcept SystemExit as e:\n rc = e.code\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')\nsys.exit(rc)")
+    code = (
+        "import sys\nfrom taxodiff.cli import main\n"
+        "try:\n rc = main(sys.argv[1:])\nexcept SystemExit as e:\n rc = e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')\nsys.exit(rc)"
+    )
     p = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, timeout=120)
     return p.returncode, p.stderr, "NOTORCH" in p.stdout
 
 
 def test_version_and_help_are_light():
-    p = subprocess.run([sys.executable, "-c", "import sys; from taxodiff.cli import main\n"
-                        "try:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from taxodiff.cli import main\n"
+            "try:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert "demo" in p.stdout and p.stdout.strip().endswith("False")
     assert run("--version").stdout.startswith("taxodiff ")
 
@@ -47,7 +58,9 @@ def test_train_writes_a_run_directory(trained):
 
 
 def test_train_resumes_finished_run(trained):
-    p = run("train", "--config", TINY, "--model", "flat", "--run-dir", trained / "flat", "--quiet", "--train-steps", "6")
+    p = run(
+        "train", "--config", TINY, "--model", "flat", "--run-dir", trained / "flat", "--quiet", "--train-steps", "6"
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads((trained / "flat" / "train.json").read_text())["resumed_from"] == 4
 
@@ -55,12 +68,12 @@ def test_train_resumes_finished_run(trained):
 def test_sample_and_evaluate(trained):
     p = run("sample", "--run-dir", trained / "hierarchical", "--guidance", "2", "--quiet")
     assert p.returncode == 0, p.stderr
-    assert (trained / "hierarchical" / "samples" / "ddim2_g2_pg0.safetensors").exists()
-    assert (trained / "hierarchical" / "figures" / "samples_ddim2_g2_pg0.png").exists()
+    assert (trained / "hierarchical" / "samples" / "ddpm2_g2_pg0.safetensors").exists()
+    assert (trained / "hierarchical" / "figures" / "samples_ddpm2_g2_pg0.png").exists()
     p = run("evaluate", "--run-dir", trained / "hierarchical", "--guidance", "2", "--quiet")
     assert p.returncode == 0, p.stderr
     assert "fidelity" in p.stdout
-    ev = json.loads((trained / "hierarchical" / "eval.json").read_text())["evaluations"]["ddim2_g2_pg0"]
+    ev = json.loads((trained / "hierarchical" / "eval.json").read_text())["evaluations"]["ddpm2_g2_pg0"]
     assert set(ev) >= {"images", "prior", "fidelity", "classifier"}
     p = run("evaluate", "--run-dir", trained / "flat", "--quiet")
     assert p.returncode == 0, p.stderr and "fidelity" not in p.stdout
@@ -78,7 +91,11 @@ def test_demo(tmp_path):
     assert p.returncode == 0, p.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["model"], r["guidance"]) for r in summary["rows"]] == [
-        ("flat", 0.0), ("flat", 2.0), ("hierarchical", 0.0), ("hierarchical", 2.0)]
+        ("flat", 0.0),
+        ("flat", 2.0),
+        ("hierarchical", 0.0),
+        ("hierarchical", 2.0),
+    ]
     md = (out / "report.md").read_text()
     assert "| model | guidance | coverage" in md and str(out / "flat") in md
     assert "<table>" in (out / "report.html").read_text()
@@ -154,3 +171,14 @@ def test_corrupt_weights(trained, tmp_path):
 def test_no_resume_refuses_existing(trained):
     p = run("train", "--config", TINY, "--model", "flat", "--run-dir", trained / "flat", "--no-resume")
     assert p.returncode == 2 and "already holds a run" in p.stderr
+
+
+def test_three_unequal_categories_run_unchanged(tmp_path):
+    cfg = TINY.parent / "tiny_three.yaml"
+    p = run("train", "--config", cfg, "--model", "hierarchical", "--run-dir", tmp_path / "h", "--quiet")
+    assert p.returncode == 0, p.stderr
+    p = run("evaluate", "--run-dir", tmp_path / "h", "--quiet")
+    assert p.returncode == 0, p.stderr
+    ev = next(iter(json.loads((tmp_path / "h" / "eval.json").read_text())["evaluations"].values()))
+    assert list(ev["images"]["categories"]) == ["animal", "vehicle", "scenery"]
+    assert ev["prior"]["categories"]["scenery"]["p_data"] == [0.45, 0.35, 0.15, 0.05]

@@ -36,8 +36,10 @@ def test_anchors_unit_norm_and_distinct(dim):
 
 
 def test_deeper_tree_and_uniform_default():
-    spec = {"living": {"animal": {"dog": 0.5, "cat": 0.5}, "plant": {"tree": 1.0}},
-            "object": {"p": 1.0, "children": {"vehicle": {"car": 0.5, "truck": 0.5}}}}
+    spec = {
+        "living": {"animal": {"dog": 0.5, "cat": 0.5}, "plant": {"tree": 1.0}},
+        "object": {"p": 1.0, "children": {"vehicle": {"car": 0.5, "truck": 0.5}}},
+    }
     with pytest.raises(TaxodiffError, match="every child or to none"):
         Hierarchy.from_spec(spec)
     spec["living"] = {"p": 0.4, "children": spec["living"]}

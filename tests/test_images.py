@@ -30,7 +30,14 @@ def _one(shape_idx: int, **style) -> torch.Tensor:
 
 def test_every_style_factor_changes_pixels():
     base = _one(0)
-    for factor, value in [("dx", 0.1), ("dy", -0.1), ("scale", 0.75), ("hue", 0.5), ("brightness", 0.4), ("detail", 1.0)]:
+    for factor, value in [
+        ("dx", 0.1),
+        ("dy", -0.1),
+        ("scale", 0.75),
+        ("hue", 0.5),
+        ("brightness", 0.4),
+        ("detail", 1.0),
+    ]:
         assert (base - _one(0, **{factor: value})).abs().sum() > 1.0, factor
 
 

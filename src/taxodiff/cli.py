@@ -1,6 +1,6 @@
 """Command line: parse, build configs, call the library. Heavy imports happen inside the commands.
 
-    taxodiff data preview | train | sample | evaluate | demo
+taxodiff data preview | train | sample | evaluate | demo
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
     tr.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
-    for name, text in (("sample", "sample a trained run; writes samples/ and a grid PNG"),
-                       ("evaluate", "score a trained run's samples; writes eval.json")):
+    for name, text in (
+        ("sample", "sample a trained run; writes samples/ and a grid PNG"),
+        ("evaluate", "score a trained run's samples; writes eval.json"),
+    ):
         sp = sub.add_parser(name, help=text)
         _common(sp, config=False)
         sp.add_argument("--run-dir", type=Path, required=True)
@@ -132,8 +134,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"trained {summary['model']} to step {summary['steps']} in {summary['seconds']} s: {run_dir}")
         return 0
     if args.command in ("sample", "evaluate"):
-        overrides = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
-                     "prior_guidance": args.prior_guidance, "n_per_category": args.n_per_category}
+        overrides = {
+            "sampler": args.sampler,
+            "steps": args.steps,
+            "guidance": args.guidance,
+            "prior_guidance": args.prior_guidance,
+            "n_per_category": args.n_per_category,
+        }
         if args.command == "sample":
             path, _ = pipeline.sample_run(args.run_dir, overrides, args.seed, args.device, not args.quiet)
             print(path)
@@ -154,8 +161,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _eval_line(r: dict[str, Any]) -> str:
     o = r["images"]["overall"]
-    line = (f"{r['model']} {r['tag']}: coverage {o['coverage']:.2f}  KL {o['kl']:.4f}  entropy {o['entropy']:.3f} "
-            f"(data {o['entropy_data']:.3f})  TV {o['tv']:.3f}  off-category {o['off_category']:.3f}")
+    line = (
+        f"{r['model']} {r['tag']}: coverage {o['coverage']:.2f}  KL {o['kl']:.4f}  entropy {o['entropy']:.3f} "
+        f"(data {o['entropy_data']:.3f})  TV {o['tv']:.3f}  off-category {o['off_category']:.3f}"
+    )
     if "fidelity" in r:
         line += f"  fidelity {r['fidelity']['value']:.3f}  prior KL {r['prior']['overall']['kl']:.4f}"
     return line + f"  (classifier held-out accuracy {r['classifier']['accuracy']:.4f})"

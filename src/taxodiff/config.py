@@ -59,13 +59,13 @@ class DiffusionConfig:
     num_train_timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    beta_schedule: str = "linear"
+    beta_schedule: str = "squaredcos_cap_v2"  # cosine (Nichol & Dhariwal); the seed's is "linear" 1e-4..0.02
     min_snr_gamma: float = 5.0  # loss weight min(SNR, gamma) / SNR (Hang et al. 2023); 0 = plain MSE
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1200
+    steps: int = 1000
     batch_size: int = 64
     lr: float = 2e-3
     prior_lr: float = 1e-3
@@ -80,8 +80,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    sampler: str = "ddim"
-    steps: int = 20
+    sampler: str = "ddpm"  # ancestral; measured far better than DDIM / DPM-Solver++ at equal steps here
+    steps: int = 25
     guidance: float = 0.0  # decoder (or flat model) guidance scale; 0 = the plain conditional model
     prior_sampler: str = "ddpm"
     prior_steps: int = 1000  # the prior is an MLP on a few numbers: full ancestral sampling is cheap
@@ -125,21 +125,60 @@ class RunConfig:
 
 # -- loading and checking --------------------------------------------------------------------------------
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "model": FAMILIES, "device": DEVICES, "train.precision": PRECISIONS, "sample.sampler": SAMPLERS,
-    "sample.prior_sampler": SAMPLERS, "diffusion.beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
+    "model": FAMILIES,
+    "device": DEVICES,
+    "train.precision": PRECISIONS,
+    "sample.sampler": SAMPLERS,
+    "sample.prior_sampler": SAMPLERS,
+    "diffusion.beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
 }
 _POSITIVE = {
-    "data.size", "data.n_train", "net.emb_dim", "net.patch", "net.prior_hidden", "net.prior_layers",
-    "net.prior_repeats", "net.blocks_per_level", "diffusion.num_train_timesteps", "train.steps",
-    "train.batch_size", "train.checkpoint_every", "train.log_every", "sample.steps", "sample.prior_steps",
-    "sample.n_per_category", "sample.batch_size", "eval.bootstrap", "eval.classifier_train",
-    "eval.classifier_test", "eval.classifier_epochs", "train.lr", "train.prior_lr", "diffusion.beta_start",
-    "diffusion.beta_end", "data.scale_min", "data.scale_max",
+    "data.size",
+    "data.n_train",
+    "net.emb_dim",
+    "net.patch",
+    "net.prior_hidden",
+    "net.prior_layers",
+    "net.prior_repeats",
+    "net.blocks_per_level",
+    "diffusion.num_train_timesteps",
+    "train.steps",
+    "train.batch_size",
+    "train.checkpoint_every",
+    "train.log_every",
+    "sample.steps",
+    "sample.prior_steps",
+    "sample.n_per_category",
+    "sample.batch_size",
+    "eval.bootstrap",
+    "eval.classifier_train",
+    "eval.classifier_test",
+    "eval.classifier_epochs",
+    "train.lr",
+    "train.prior_lr",
+    "diffusion.beta_start",
+    "diffusion.beta_end",
+    "data.scale_min",
+    "data.scale_max",
 }
-_UNIT = {"net.p_uncond", "train.ema_decay", "eval.coverage_rel", "data.background", "data.brightness_min", "data.brightness_max"}
+_UNIT = {
+    "net.p_uncond",
+    "train.ema_decay",
+    "eval.coverage_rel",
+    "data.background",
+    "data.brightness_min",
+    "data.brightness_max",
+}
 _NONNEG = {
-    "seed", "train.warmup", "train.weight_decay", "train.grad_clip", "sample.guidance", "sample.prior_guidance",
-    "eval.kl_smoothing", "diffusion.min_snr_gamma", "data.max_offset",
+    "seed",
+    "train.warmup",
+    "train.weight_decay",
+    "train.grad_clip",
+    "sample.guidance",
+    "sample.prior_guidance",
+    "eval.kl_smoothing",
+    "diffusion.min_snr_gamma",
+    "data.max_offset",
 }
 
 

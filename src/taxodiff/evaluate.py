@@ -24,26 +24,38 @@ from taxodiff.metrics.modes import ModeSettings, fidelity, mode_metrics
 
 def style_of(cfg: RunConfig) -> StyleConfig:
     d = cfg.data
-    return StyleConfig(max_offset=d.max_offset, scale=(d.scale_min, d.scale_max),
-                       brightness=(d.brightness_min, d.brightness_max), background=d.background)
+    return StyleConfig(
+        max_offset=d.max_offset,
+        scale=(d.scale_min, d.scale_max),
+        brightness=(d.brightness_min, d.brightness_max),
+        background=d.background,
+    )
 
 
 def domain_spec(cfg: RunConfig, h: Hierarchy) -> DomainSpec:
     e = cfg.eval
-    return DomainSpec(shapes=tuple(leaf.shape or leaf.name for leaf in h.leaves), size=cfg.data.size,
-                      style=style_of(cfg), n_train=e.classifier_train, n_test=e.classifier_test,
-                      epochs=e.classifier_epochs)
+    return DomainSpec(
+        shapes=tuple(leaf.shape or leaf.name for leaf in h.leaves),
+        size=cfg.data.size,
+        style=style_of(cfg),
+        n_train=e.classifier_train,
+        n_test=e.classifier_test,
+        epochs=e.classifier_epochs,
+    )
 
 
-def score_samples(cfg: RunConfig, h: Hierarchy, samples: dict[str, torch.Tensor], classifier: torch.nn.Module,
-                  seed: int = 0) -> dict[str, Any]:
+def score_samples(
+    cfg: RunConfig, h: Hierarchy, samples: dict[str, torch.Tensor], classifier: torch.nn.Module, seed: int = 0
+) -> dict[str, Any]:
     """Metrics of one set of samples (see module doc)."""
     settings = ModeSettings(cfg.eval.coverage_rel, cfg.eval.kl_smoothing, cfg.eval.bootstrap, seed)
     images = samples["images"].float() / 127.5 - 1
     pred = predict(classifier, images).numpy()
     z2 = samples["z2"].numpy()
-    out: dict[str, Any] = {"images": mode_metrics(h, z2, pred, settings),
-                           "predicted": np.bincount(pred, minlength=h.num_leaves).tolist()}
+    out: dict[str, Any] = {
+        "images": mode_metrics(h, z2, pred, settings),
+        "predicted": np.bincount(pred, minlength=h.num_leaves).tolist(),
+    }
     if "z1_anchor" in samples:
         anchor = samples["z1_anchor"].numpy()
         out["prior"] = mode_metrics(h, z2, anchor, settings)
@@ -53,14 +65,26 @@ def score_samples(cfg: RunConfig, h: Hierarchy, samples: dict[str, torch.Tensor]
     return out
 
 
-def evaluate(run_dir: Path, cfg: RunConfig, sc: SampleConfig, tag: str, samples: dict[str, torch.Tensor],
-             device: torch.device, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    run_dir: Path,
+    cfg: RunConfig,
+    sc: SampleConfig,
+    tag: str,
+    samples: dict[str, torch.Tensor],
+    device: torch.device,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Score samples and merge the result into ``eval.json`` under ``tag``."""
     h = cfg.build_hierarchy()
     spec = domain_spec(cfg, h)
     classifier, info = domain_classifier(spec, device, progress)
-    result = {"tag": tag, "model": cfg.model, "sample": asdict(sc), "classifier": info,
-              **score_samples(cfg, h, samples, classifier)}
+    result = {
+        "tag": tag,
+        "model": cfg.model,
+        "sample": asdict(sc),
+        "classifier": info,
+        **score_samples(cfg, h, samples, classifier),
+    }
     path = run_dir / "eval.json"
     current = runs.read_json(path) if path.exists() else {"evaluations": {}}
     current["evaluations"][tag] = result

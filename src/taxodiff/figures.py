@@ -39,8 +39,16 @@ def mosaic(images: np.ndarray, cols: int) -> np.ndarray:
     return out
 
 
-def category_grid(images: np.ndarray, z2: np.ndarray, names: Sequence[str], path: Path, title: str = "",
-                  per_category: int = 32, cols: int = 8, labels: Sequence[str] | None = None) -> Path:
+def category_grid(
+    images: np.ndarray,
+    z2: np.ndarray,
+    names: Sequence[str],
+    path: Path,
+    title: str = "",
+    per_category: int = 32,
+    cols: int = 8,
+    labels: Sequence[str] | None = None,
+) -> Path:
     """One panel per category with its first ``per_category`` samples. images: (N, 3, H, W) uint8."""
     plt = _plt()
     k = len(names)
@@ -55,8 +63,9 @@ def category_grid(images: np.ndarray, z2: np.ndarray, names: Sequence[str], path
     return _save(fig, path)
 
 
-def proportions_chart(categories: dict[str, dict], series: dict[str, dict[str, list[float]]], path: Path,
-                      title: str = "") -> Path:
+def proportions_chart(
+    categories: dict[str, dict], series: dict[str, dict[str, list[float]]], path: Path, title: str = ""
+) -> Path:
     """Grouped bars of subtype shares per category: the data's p(z1 | z2) and each model's.
 
     categories: name -> {"subtypes": [...], "p_data": [...]}; series: label -> {category: proportions}.
@@ -70,13 +79,19 @@ def proportions_chart(categories: dict[str, dict], series: dict[str, dict[str, l
         x = np.arange(len(info["subtypes"]))
         for i, label in enumerate(labels):
             vals = info["p_data"] if label == "data" else series[label].get(cat, [np.nan] * len(x))
-            ax.bar(x + (i - (len(labels) - 1) / 2) * width, vals, width, label=label,
-                   color="0.6" if label == "data" else None)
+            ax.bar(
+                x + (i - (len(labels) - 1) / 2) * width,
+                vals,
+                width,
+                label=label,
+                color="0.6" if label == "data" else None,
+            )
         ax.set_xticks(x, info["subtypes"])
         ax.set_ylim(0, 1)
         ax.set_title(cat, fontsize=10)
         ax.set_ylabel("share of samples")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, -0.08))
     if title:
         fig.suptitle(title, fontsize=11)
     return _save(fig, path)

@@ -53,7 +53,12 @@ class Hierarchy:
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
     def from_spec(
-        cls, spec: Mapping[str, Any], *, cond_level: int = 1, embed_dim: int = 2, anchor_seed: int = 0,
+        cls,
+        spec: Mapping[str, Any],
+        *,
+        cond_level: int = 1,
+        embed_dim: int = 2,
+        anchor_seed: int = 0,
         shapes: tuple[str, ...] | None = None,
     ) -> Hierarchy:
         if not isinstance(spec, Mapping) or not spec:
@@ -188,7 +193,9 @@ class Hierarchy:
     def describe(self) -> str:
         lines = []
         for c, cat in enumerate(self.categories):
-            parts = [f"{self.leaf_names[i]} {p:.2f}" for i, p in zip(self.leaves_of(c), self.conditional(c), strict=True)]
+            parts = [
+                f"{self.leaf_names[i]} {p:.2f}" for i, p in zip(self.leaves_of(c), self.conditional(c), strict=True)
+            ]
             lines.append(f"{cat.name} (p={self.category_probs()[c]:.2f}): " + ", ".join(parts))
         return "\n".join(lines)
 
@@ -226,9 +233,7 @@ def _parse_children(spec: Mapping[str, Any], where: str, shapes: tuple[str, ...]
             nodes.append(Node(name, p, _parse_children(children, f"{where}.{name}", shapes)))
         else:
             if shapes is not None and shape not in shapes:
-                raise TaxodiffError(
-                    f"{where}.{name}: unknown shape {shape!r}; allowed shapes: {', '.join(shapes)}"
-                )
+                raise TaxodiffError(f"{where}.{name}: unknown shape {shape!r}; allowed shapes: {', '.join(shapes)}")
             nodes.append(Node(name, p, (), shape))
     return tuple(nodes)
 
@@ -239,7 +244,7 @@ def _sibling_probs(entries: list[tuple[str, float | None, Any, Any]], where: str
         return [1.0 / len(entries)] * len(entries)
     if any(p is None for p in given):
         raise TaxodiffError(f"{where}: give a probability to every child or to none (then they are uniform)")
-    for (name, p, _, _) in entries:
+    for name, p, _, _ in entries:
         if not 0.0 < p <= 1.0:  # type: ignore[operator]
             raise TaxodiffError(f"{where}.{name} has probability {p}: allowed is a number in (0, 1]")
     total = sum(given)  # type: ignore[arg-type]

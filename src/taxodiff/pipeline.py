@@ -1,9 +1,9 @@
 """Run-level operations, callable from Python exactly as the CLI calls them.
 
-    train_run(cfg, run_dir)                 render the data, build the model, train (resuming)
-    sample_run(run_dir, sample_overrides)   load the EMA weights, sample every category, save + grid PNG
-    evaluate_run(run_dir, sample_overrides) reuse or make the samples, score them, merge into eval.json
-    preview(cfg, out)                       a PNG grid of training images per category
+train_run(cfg, run_dir)                 render the data, build the model, train (resuming)
+sample_run(run_dir, sample_overrides)   load the EMA weights, sample every category, save + grid PNG
+evaluate_run(run_dir, sample_overrides) reuse or make the samples, score them, merge into eval.json
+preview(cfg, out)                       a PNG grid of training images per category
 """
 
 from __future__ import annotations
@@ -60,9 +60,16 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = True, progress: bool
         runs.atomic_write(run_dir / "config.yaml", config_mod.dump_yaml(cfg))
     result = trainer.train(resume=resume, progress=progress)
     n_params = sum(p.numel() for p in model.parameters())
-    summary = {"run_dir": str(run_dir), "model": cfg.model, "steps": result.step, "resumed_from": result.resumed_from,
-               "seconds": round(result.seconds, 1), "parameters": n_params,
-               "precision": trainer.acc.mixed_precision, "device": str(trainer.acc.device)}
+    summary = {
+        "run_dir": str(run_dir),
+        "model": cfg.model,
+        "steps": result.step,
+        "resumed_from": result.resumed_from,
+        "seconds": round(result.seconds, 1),
+        "parameters": n_params,
+        "precision": trainer.acc.mixed_precision,
+        "device": str(trainer.acc.device),
+    }
     if trainer.is_main:
         runs.write_json(run_dir / "train.json", summary)
     return summary
@@ -79,8 +86,13 @@ def stored_config(run_dir: Path) -> tuple[Path, RunConfig]:
     return ckpt, config_mod.from_dict(state["config"])
 
 
-def sample_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: int | None = None,
-               device: str | None = None, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+def sample_run(
+    run_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[Path, dict[str, Any]]:
     """Sample a trained run; returns (samples path, samples)."""
     _, cfg = stored_config(Path(run_dir))
     sample_settings(cfg, overrides)
@@ -96,13 +108,23 @@ def sample_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: int
     samples = generate(model, cfg, sc, seeds.derive(cfg.seed if seed is None else seed, "sample", tag), progress)
     path = save_samples(run_dir, tag, samples)
     h = model.hierarchy
-    figures.category_grid(samples["images"].numpy(), samples["z2"].numpy(), h.category_names,
-                          run_dir / "figures" / f"samples_{tag}.png", f"{cfg.model} model, {tag}")
+    figures.category_grid(
+        samples["images"].numpy(),
+        samples["z2"].numpy(),
+        h.category_names,
+        run_dir / "figures" / f"samples_{tag}.png",
+        f"{cfg.model} model, {tag}",
+    )
     return path, samples
 
 
-def evaluate_run(run_dir: Path, overrides: dict[str, Any] | None = None, seed: int | None = None,
-                 device: str | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     run_dir = Path(run_dir)
     _, cfg = stored_config(run_dir)
     sc = sample_settings(cfg, overrides)
@@ -135,7 +157,17 @@ def preview(cfg: RunConfig, out: Path, n: int = 32, progress: bool = True) -> Pa
     h = cfg.build_hierarchy()
     batch = make_images(h, n * h.num_categories * 4, cfg.data.size, seeds.derive(cfg.seed, "preview"), style_of(cfg))
     images = ((batch.images + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-    labels = [f"{name}: " + ", ".join(f"{h.leaf_names[i]} {p:.2f}" for i, p in zip(h.leaves_of(c), h.conditional(c), strict=True))
-              for c, name in enumerate(h.category_names)]
-    return figures.category_grid(images, batch.z2.numpy(), h.category_names, Path(out),
-                                 f"training data ({cfg.data.size}x{cfg.data.size})", per_category=n, labels=labels)
+    labels = [
+        f"{name}: "
+        + ", ".join(f"{h.leaf_names[i]} {p:.2f}" for i, p in zip(h.leaves_of(c), h.conditional(c), strict=True))
+        for c, name in enumerate(h.category_names)
+    ]
+    return figures.category_grid(
+        images,
+        batch.z2.numpy(),
+        h.category_names,
+        Path(out),
+        f"training data ({cfg.data.size}x{cfg.data.size})",
+        per_category=n,
+        labels=labels,
+    )

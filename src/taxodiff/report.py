@@ -23,22 +23,44 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     img = r["images"]
     o = img["overall"]
     row = {
-        "model": r["family"], "guidance": r["guidance"], "tag": r["tag"], "run_dir": r["run_dir"],
-        "sampler": r["sample"]["sampler"], "sampling_steps": r["sample"]["steps"], "n": o["n"],
-        "coverage": o["coverage"], "coverage_ci": o["ci"]["coverage"], "kl": o["kl"], "kl_ci": o["ci"]["kl"],
-        "entropy": o["entropy"], "entropy_ci": o["ci"]["entropy"], "entropy_data": o["entropy_data"],
-        "tv": o["tv"], "tv_ci": o["ci"]["tv"], "off_category": o["off_category"],
+        "model": r["family"],
+        "guidance": r["guidance"],
+        "tag": r["tag"],
+        "run_dir": r["run_dir"],
+        "sampler": r["sample"]["sampler"],
+        "sampling_steps": r["sample"]["steps"],
+        "n": o["n"],
+        "coverage": o["coverage"],
+        "coverage_ci": o["ci"]["coverage"],
+        "kl": o["kl"],
+        "kl_ci": o["ci"]["kl"],
+        "entropy": o["entropy"],
+        "entropy_ci": o["ci"]["entropy"],
+        "entropy_data": o["entropy_data"],
+        "tv": o["tv"],
+        "tv_ci": o["ci"]["tv"],
+        "off_category": o["off_category"],
         "off_category_ci": o["ci"]["off_category"],
-        "categories": {c: {k: v[k] for k in ("subtypes", "p_data", "proportions", "coverage", "kl", "off_category", "n")}
-                       for c, v in img["categories"].items()},
-        "train_seconds": r["train"]["seconds"], "train_steps": r["train"]["steps"], "parameters": r["train"]["parameters"],
+        "categories": {
+            c: {k: v[k] for k in ("subtypes", "p_data", "proportions", "coverage", "kl", "off_category", "n")}
+            for c, v in img["categories"].items()
+        },
+        "train_seconds": r["train"]["seconds"],
+        "train_steps": r["train"]["steps"],
+        "parameters": r["train"]["parameters"],
         "grid": f"{r['run_dir']}/figures/samples_{r['tag']}.png",
     }
     if "fidelity" in r:
         row["fidelity"], row["fidelity_ci"] = r["fidelity"]["value"], r["fidelity"]["ci"]
         po = r["prior"]["overall"]
-        row["prior"] = {"coverage": po["coverage"], "kl": po["kl"], "kl_ci": po["ci"]["kl"], "entropy": po["entropy"],
-                        "tv": po["tv"], "categories": {c: v["proportions"] for c, v in r["prior"]["categories"].items()}}
+        row["prior"] = {
+            "coverage": po["coverage"],
+            "kl": po["kl"],
+            "kl_ci": po["ci"]["kl"],
+            "entropy": po["entropy"],
+            "tv": po["tv"],
+            "categories": {c: v["proportions"] for c, v in r["prior"]["categories"].items()},
+        }
     return row
 
 
@@ -46,10 +68,14 @@ def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, 
     h = cfg.build_hierarchy()
     clf = results[0]["classifier"]
     return {
-        "hierarchy": config_mod.to_dict(h.to_spec()), "hierarchy_text": h.describe(),
-        "entropy_data": h.entropy(), "config": config_mod.to_dict(cfg),
+        "hierarchy": config_mod.to_dict(h.to_spec()),
+        "hierarchy_text": h.describe(),
+        "entropy_data": h.entropy(),
+        "config": config_mod.to_dict(cfg),
         "classifier": {"accuracy": clf["accuracy"], "n_test": clf["n_test"], "classes": clf["classes"]},
-        "settings": results[0]["images"]["settings"], "rows": [_row(r) for r in results], "timings_s": timings,
+        "settings": results[0]["images"]["settings"],
+        "rows": [_row(r) for r in results],
+        "timings_s": timings,
     }
 
 
@@ -63,38 +89,69 @@ def findings(summary: dict[str, Any]) -> list[str]:
     out = []
     for r in summary["rows"]:
         head = f"{r['model'].capitalize()} model, guidance {r['guidance']:g}:"
-        lost = {c: [s for s, q, p in zip(v["subtypes"], v["proportions"], v["p_data"], strict=True)
-                    if q < summary["settings"]["coverage_rel"] * p] for c, v in r["categories"].items()}
+        lost = {
+            c: [
+                s
+                for s, q, p in zip(v["subtypes"], v["proportions"], v["p_data"], strict=True)
+                if q < summary["settings"]["coverage_rel"] * p
+            ]
+            for c, v in r["categories"].items()
+        }
         lost = {c: s for c, s in lost.items() if s}
         if lost:
             what = "; ".join(f"{', '.join(s)} in {c}" for c, s in lost.items())
-            text = f"{head} lost modes ({what}); coverage {_ci(r['coverage'], r['coverage_ci'], '.2f')}, KL {_ci(r['kl'], r['kl_ci'])} nats."
+            cov = _ci(r["coverage"], r["coverage_ci"], ".2f")
+            text = f"{head} lost modes ({what}); coverage {cov}, KL {_ci(r['kl'], r['kl_ci'])} nats."
         elif r["kl_ci"][0] > KL_OK:
-            text = (f"{head} generated every subtype but mis-weighted them: KL {_ci(r['kl'], r['kl_ci'])} nats "
-                    f"(interval above {KL_OK}), total variation {r['tv']:.3f}.")
+            text = (
+                f"{head} generated every subtype but mis-weighted them: KL {_ci(r['kl'], r['kl_ci'])} nats "
+                f"(interval above {KL_OK}), total variation {r['tv']:.3f}."
+            )
         elif r["kl"] > KL_OK:
-            text = f"{head} generated every subtype; KL {_ci(r['kl'], r['kl_ci'])} nats, its interval reaching below {KL_OK}."
+            text = f"{head} generated every subtype; KL {_ci(r['kl'], r['kl_ci'])} nats (interval below {KL_OK} too)."
         else:
-            text = f"{head} did not lose modes: every subtype generated, KL {_ci(r['kl'], r['kl_ci'])} nats, total variation {r['tv']:.3f}."
+            text = (
+                f"{head} did not lose modes: every subtype generated, KL {_ci(r['kl'], r['kl_ci'])} nats, "
+                f"total variation {r['tv']:.3f}."
+            )
         text += f" Off-category rate {r['off_category']:.3f}."
         if "fidelity" in r:
-            text += f" Fidelity to the prior's z1 {_ci(r['fidelity'], r['fidelity_ci'])}; the prior alone has KL {r['prior']['kl']:.4f}."
+            fid = _ci(r["fidelity"], r["fidelity_ci"])
+            text += f" Fidelity to the prior's z1 {fid}; the prior alone has KL {r['prior']['kl']:.4f}."
         out.append(text)
     return out
 
 
 # -- blocks -----------------------------------------------------------------------------------------------
 def _fmt_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "guidance", "coverage", "KL (nats)", "entropy (data {:.3f})".format(summary["entropy_data"]),
-            "TV", "off-category", "fidelity", "prior KL", "run directory"]
+    head = [
+        "model",
+        "guidance",
+        "coverage",
+        "KL (nats)",
+        "entropy (data {:.3f})".format(summary["entropy_data"]),
+        "TV",
+        "off-category",
+        "fidelity",
+        "prior KL",
+        "run directory",
+    ]
     body = []
     for r in summary["rows"]:
-        body.append([
-            r["model"], f"{r['guidance']:g}", _ci(r["coverage"], r["coverage_ci"], ".2f"), _ci(r["kl"], r["kl_ci"], ".4f"),
-            _ci(r["entropy"], r["entropy_ci"]), _ci(r["tv"], r["tv_ci"]), _ci(r["off_category"], r["off_category_ci"]),
-            _ci(r["fidelity"], r["fidelity_ci"]) if "fidelity" in r else "n/a",
-            f"{r['prior']['kl']:.4f}" if "prior" in r else "n/a", f"`{r['run_dir']}`",
-        ])
+        body.append(
+            [
+                r["model"],
+                f"{r['guidance']:g}",
+                _ci(r["coverage"], r["coverage_ci"], ".2f"),
+                _ci(r["kl"], r["kl_ci"], ".4f"),
+                _ci(r["entropy"], r["entropy_ci"]),
+                _ci(r["tv"], r["tv_ci"]),
+                _ci(r["off_category"], r["off_category_ci"]),
+                _ci(r["fidelity"], r["fidelity_ci"]) if "fidelity" in r else "n/a",
+                f"{r['prior']['kl']:.4f}" if "prior" in r else "n/a",
+                f"`{r['run_dir']}`",
+            ]
+        )
     return head, body
 
 
@@ -104,8 +161,10 @@ def _proportion_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]
     first = summary["rows"][0]["categories"]
     for cat, info in first.items():
         for j, sub in enumerate(info["subtypes"]):
-            body.append([cat, sub, f"{info['p_data'][j]:.2f}"] +
-                        [f"{r['categories'][cat]['proportions'][j]:.3f}" for r in summary["rows"]])
+            body.append(
+                [cat, sub, f"{info['p_data'][j]:.2f}"]
+                + [f"{r['categories'][cat]['proportions'][j]:.3f}" for r in summary["rows"]]
+            )
     return head, body
 
 
@@ -116,22 +175,31 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
     b: list[tuple[str, Any]] = [
         ("h1", "taxodiff demo: flat vs hierarchical conditional diffusion"),
         ("p", "Hierarchy (p(z1 | z2) per category): " + "; ".join(summary["hierarchy_text"].splitlines()) + "."),
-        ("p", f"Both models: the same {rows[0]['parameters']:,}-parameter class of decoder U-Net, "
-              f"{rows[0]['train_steps']} steps of batch {summary['config']['train']['batch_size']} on "
-              f"{summary['config']['data']['n_train']:,} images of {summary['config']['data']['size']}x"
-              f"{summary['config']['data']['size']}. The hierarchical model adds a z1 prior (MLP). Sampler: "
-              f"{rows[0]['sampler']} with {rows[0]['sampling_steps']} steps, {rows[0]['n']} samples per row."),
+        (
+            "p",
+            f"Both models: the same {rows[0]['parameters']:,}-parameter class of decoder U-Net, "
+            f"{rows[0]['train_steps']} steps of batch {summary['config']['train']['batch_size']} on "
+            f"{summary['config']['data']['n_train']:,} images of {summary['config']['data']['size']}x"
+            f"{summary['config']['data']['size']}. The hierarchical model adds a z1 prior (MLP). Sampler: "
+            f"{rows[0]['sampler']} with {rows[0]['sampling_steps']} steps, {rows[0]['n']} samples per row.",
+        ),
         ("h2", "Findings"),
         *[("p", f) for f in findings(summary)],
         ("h2", "Mode metrics (95% bootstrap intervals)"),
         ("table", _fmt_rows(summary)),
-        ("p", f"Coverage: share of a category's subtypes generated at >= {s['coverage_rel']:g} x their data share. "
-              f"KL(p_data || p_model) with {s['kl_smoothing']:g} added to every count. Entropy: H(z1_hat | z2). "
-              "Off-category: share of samples the classifier puts in another category. Fidelity: share of the "
-              "hierarchical model's images classified as the z1 anchor nearest to the prior sample they came from. "
-              "Averages over categories weighted by p(z2)."),
-        ("p", f"Images are assigned to subtypes by a domain classifier trained on ground-truth renders: held-out "
-              f"accuracy {summary['classifier']['accuracy']:.4f} on {summary['classifier']['n_test']:,} images."),
+        (
+            "p",
+            f"Coverage: share of a category's subtypes generated at >= {s['coverage_rel']:g} x their data share. "
+            f"KL(p_data || p_model) with {s['kl_smoothing']:g} added to every count. Entropy: H(z1_hat | z2). "
+            "Off-category: share of samples the classifier puts in another category. Fidelity: share of the "
+            "hierarchical model's images classified as the z1 anchor nearest to the prior sample they came from. "
+            "Averages over categories weighted by p(z2).",
+        ),
+        (
+            "p",
+            f"Images are assigned to subtypes by a domain classifier trained on ground-truth renders: held-out "
+            f"accuracy {summary['classifier']['accuracy']:.4f} on {summary['classifier']['n_test']:,} images.",
+        ),
         ("h2", "Subtype proportions"),
         ("img", ("figures/proportions.png", "subtype shares per category, data and models")),
         ("table", _proportion_rows(summary)),
@@ -142,8 +210,14 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         b.append(("img", (os.path.relpath(r["grid"], out), f"{r['model']} samples, guidance {r['guidance']:g}")))
     b.append(("h2", "Time (seconds)"))
     b.append(("table", (["step", "seconds"], [[k, f"{v:g}"] for k, v in t.items()])))
-    b.append(("p", "Run directories: " + ", ".join(f"`{d}`" for d in dict.fromkeys(r["run_dir"] for r in rows))
-              + ". Each holds config.yaml, metrics.jsonl, checkpoints/, samples/, figures/ and eval.json."))
+    b.append(
+        (
+            "p",
+            "Run directories: "
+            + ", ".join(f"`{d}`" for d in dict.fromkeys(r["run_dir"] for r in rows))
+            + ". Each holds config.yaml, metrics.jsonl, checkpoints/, samples/, figures/ and eval.json.",
+        )
+    )
     return b
 
 
@@ -158,8 +232,12 @@ def to_markdown(bl: list[tuple[str, Any]]) -> str:
             out.append(f"![{v[1]}]({v[0]})")
         elif kind == "table":
             head, body = v
-            out.append("\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                                 + ["| " + " | ".join(row) + " |" for row in body]))
+            out.append(
+                "\n".join(
+                    ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                    + ["| " + " | ".join(row) + " |" for row in body]
+                )
+            )
     return "\n\n".join(out) + "\n"
 
 
@@ -168,10 +246,12 @@ def to_html(bl: list[tuple[str, Any]], title: str) -> str:
         parts = html.escape(s).split("`")
         return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-           "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
-           "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}"
-           "img{max-width:100%}</style></head><body>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}"
+        "img{max-width:100%}</style></head><body>",
+    ]
     for kind, v in bl:
         if kind in ("h1", "h2", "h3"):
             out.append(f"<{kind}>{inline(v)}</{kind}>")
@@ -181,9 +261,13 @@ def to_html(bl: list[tuple[str, Any]], title: str) -> str:
             out.append(f"<p><img src='{html.escape(v[0])}' alt='{html.escape(v[1])}'></p>")
         elif kind == "table":
             head, body = v
-            out.append("<table><tr>" + "".join(f"<th>{inline(h)}</th>" for h in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in body)
-                       + "</table>")
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{inline(h)}</th>" for h in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in body)
+                + "</table>"
+            )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -193,8 +277,10 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
 
     out = Path(out)
     cats = {c: {"subtypes": v["subtypes"], "p_data": v["p_data"]} for c, v in summary["rows"][0]["categories"].items()}
-    series = {f"{r['model']} g={r['guidance']:g}": {c: v["proportions"] for c, v in r["categories"].items()}
-              for r in summary["rows"]}
+    series = {
+        f"{r['model']} g={r['guidance']:g}": {c: v["proportions"] for c, v in r["categories"].items()}
+        for r in summary["rows"]
+    }
     figures.proportions_chart(cats, series, out / "figures" / "proportions.png")
     bl = blocks(summary, out)
     md, page = out / "report.md", out / "report.html"

@@ -26,11 +26,18 @@ from taxodiff.errors import TaxodiffError
 FORMAT = "taxodiff-checkpoint-1"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give them the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
@@ -66,7 +73,9 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------
-def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, Any]], state: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: Path, step: int, tensors: dict[str, dict[str, Any]], state: dict[str, Any], keep: int = 2
+) -> Path:
     """Write ``tensors`` (file stem -> {name: tensor}) and ``state`` as checkpoints/step-NNNNNN, atomically."""
     from safetensors.torch import save_file
 
@@ -76,8 +85,11 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, Any]]
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
     try:
         for stem, named in tensors.items():
-            save_file({k: v.detach().contiguous().cpu() for k, v in named.items()}, str(tmp / f"{stem}.safetensors"),
-                      metadata={"format": FORMAT, "step": str(step)})
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in named.items()},
+                str(tmp / f"{stem}.safetensors"),
+                metadata={"format": FORMAT, "step": str(step)},
+            )
         meta = {"format": FORMAT, "version": __version__, "step": step, **state}
         (tmp / "state.json").write_text(json.dumps(meta, indent=2))
         final = root / name
@@ -101,7 +113,9 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path if (path / "state.json").exists() else None
 
 
-def load_checkpoint(path: Path, stems: tuple[str, ...] = ("model",)) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def load_checkpoint(
+    path: Path, stems: tuple[str, ...] = ("model",)
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Read a checkpoint directory: ({stem: {name: tensor}}, state). Refuses anything not ours."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file

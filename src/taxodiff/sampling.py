@@ -56,14 +56,20 @@ def generate(model: nn.Module, cfg: RunConfig, sc: SampleConfig, seed: int, prog
 
     z2 = asked_categories(model.hierarchy.num_categories, sc.n_per_category)
     per_batch = sc.steps * (1 if sc.guidance == 0 else 2)
-    bar = tqdm(total=len(z2) * per_batch, desc=f"sample {cfg.model} g={sc.guidance:g}", unit="img-eval",
-               unit_scale=True, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(z2) * per_batch,
+        desc=f"sample {cfg.model} g={sc.guidance:g}",
+        unit="img-eval",
+        unit_scale=True,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     parts: list[dict[str, Tensor]] = []
     for i, start in enumerate(range(0, len(z2), sc.batch_size)):
         chunk = z2[start : start + sc.batch_size]
         gen = seeds.generator(seed, "sample", i)
-        step = (lambda n, k=len(chunk), m=per_batch // sc.steps: bar.update(k * m))  # noqa: E731
-        out = model.sample(chunk, sc, gen, progress=step)
+        evals = len(chunk) * (per_batch // sc.steps)
+        out = model.sample(chunk, sc, gen, progress=lambda n, e=evals: bar.update(n * e))
         parts.append({k: v.cpu() for k, v in out.items()})
     bar.close()
     result = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

@@ -86,8 +86,16 @@ def batch_indices(n: int, step: int, batch: int, seed: int, rank: int = 0, world
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, run_dir: Path, seed: int,
-                 device: str = "auto", state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        cfg: TrainConfig,
+        run_dir: Path,
+        seed: int,
+        device: str = "auto",
+        state: dict[str, Any] | None = None,
+    ) -> None:
         from diffusers.training_utils import EMAModel
 
         self.cfg, self.data, self.run_dir, self.seed = cfg, data, Path(run_dir), seed
@@ -114,8 +122,12 @@ class Trainer:
             params = dict(self.raw.named_parameters())
             ema = {name: p for name, p in zip(params, self.ema.shadow_params, strict=True)}
             opt_t, opt_meta = _flatten_optimizer(self.opt.state_dict())
-            path = runs.save_checkpoint(self.run_dir, self.step, {"model": self.raw.state_dict(), "ema": ema,
-                                                                  "optim": opt_t}, {**self.state, "optim": opt_meta})
+            path = runs.save_checkpoint(
+                self.run_dir,
+                self.step,
+                {"model": self.raw.state_dict(), "ema": ema, "optim": opt_t},
+                {**self.state, "optim": opt_meta},
+            )
         else:
             path = None
         self.acc.wait_for_everyone()
@@ -141,8 +153,14 @@ class Trainer:
 
         start = self.resume() if resume else 0
         cfg, t0 = self.cfg, time.perf_counter()
-        bar = tqdm(total=cfg.steps, initial=start, desc=f"train {self.run_dir.name}", unit="step",
-                   disable=not (progress and self.is_main), dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=start,
+            desc=f"train {self.run_dir.name}",
+            unit="step",
+            disable=not (progress and self.is_main),
+            dynamic_ncols=True,
+        )
         window_t, window_n = time.perf_counter(), 0
         self.model.train()
         last_ckpt = None
@@ -153,8 +171,9 @@ class Trainer:
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 now = time.perf_counter()
-                logs.update(step=self.step, img_per_s=round(window_n / (now - window_t), 2),
-                            elapsed_s=round(now - t0, 2))
+                logs.update(
+                    step=self.step, img_per_s=round(window_n / (now - window_t), 2), elapsed_s=round(now - t0, 2)
+                )
                 window_t, window_n = now, 0
                 bar.set_postfix(loss=f"{logs['loss']:.4f}")
                 if self.is_main:
@@ -167,8 +186,9 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
-        idx = batch_indices(len(self.data), self.step, cfg.batch_size, self.seed, self.acc.process_index,
-                            self.acc.num_processes)
+        idx = batch_indices(
+            len(self.data), self.step, cfg.batch_size, self.seed, self.acc.process_index, self.acc.num_processes
+        )
         batch = {k: v.to(self.acc.device) for k, v in self.data.batch(idx).items()}
         gen = seeds.generator(self.seed, "noise", self.step, self.acc.process_index)
         f = lr_factor(self.step, cfg)

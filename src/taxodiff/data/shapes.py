@@ -203,7 +203,17 @@ def flower(x: Tensor, y: Tensor, detail: Tensor) -> Tensor:
 
 
 SHAPES: dict[str, SDF] = {
-    "dog": dog, "cat": cat, "car": car, "truck": truck, "bird": bird, "fish": fish,
-    "house": house, "tree": tree, "plane": plane, "boat": boat, "star": star, "flower": flower,
+    "dog": dog,
+    "cat": cat,
+    "car": car,
+    "truck": truck,
+    "bird": bird,
+    "fish": fish,
+    "house": house,
+    "tree": tree,
+    "plane": plane,
+    "boat": boat,
+    "star": star,
+    "flower": flower,
 }
 SHAPE_NAMES: tuple[str, ...] = tuple(SHAPES)

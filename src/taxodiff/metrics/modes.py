@@ -40,7 +40,9 @@ def kl(p: np.ndarray, q: np.ndarray) -> float:
     return float((p[m] * np.log(p[m] / q[m])).sum()) if np.all(q[m] > 0) else float("inf")
 
 
-def category_stats(pred: np.ndarray, p_data: np.ndarray, leaves: list[int], s: ModeSettings) -> dict[str, float | list[float]]:
+def category_stats(
+    pred: np.ndarray, p_data: np.ndarray, leaves: list[int], s: ModeSettings
+) -> dict[str, float | list[float]]:
     """Metrics for one category. pred: (n,) assigned leaf of each sample asked for this category."""
     n = len(pred)
     counts = np.array([(pred == leaf).sum() for leaf in leaves], dtype=np.float64)
@@ -93,7 +95,9 @@ def mode_metrics(h: Hierarchy, z2: np.ndarray, pred: np.ndarray, s: ModeSettings
     return {"categories": per_cat, "overall": overall, "settings": s.__dict__}
 
 
-def fidelity(asked: np.ndarray, pred: np.ndarray, bootstrap: int = 1000, seed: int = 0) -> dict[str, float | list[float]]:
+def fidelity(
+    asked: np.ndarray, pred: np.ndarray, bootstrap: int = 1000, seed: int = 0
+) -> dict[str, float | list[float]]:
     """Share of samples assigned to the leaf they were generated from, with a bootstrap 95% interval."""
     hit = (np.asarray(asked) == np.asarray(pred)).astype(np.float64)
     rng = np.random.default_rng(seed)

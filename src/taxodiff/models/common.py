@@ -13,20 +13,35 @@ from taxodiff.processes.guidance import CondNet, drop_mask
 
 def decoder_net(cfg: RunConfig, cond_dim: int) -> UNet:
     n = cfg.net
-    return UNet(UNetConfig(in_channels=3, channels=n.channels, blocks_per_level=n.blocks_per_level,
-                           cond_dim=cond_dim, emb_dim=n.emb_dim, patch=n.patch))
+    return UNet(
+        UNetConfig(
+            in_channels=3,
+            channels=n.channels,
+            blocks_per_level=n.blocks_per_level,
+            cond_dim=cond_dim,
+            emb_dim=n.emb_dim,
+            patch=n.patch,
+        )
+    )
 
 
 def gaussian_process(cfg: RunConfig, clip_sample: bool = True) -> GaussianProcess:
     d = cfg.diffusion
-    return GaussianProcess(GaussianConfig(
-        num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start, beta_end=d.beta_end,
-        beta_schedule=d.beta_schedule, clip_sample=clip_sample, min_snr_gamma=d.min_snr_gamma,
-    ))
+    return GaussianProcess(
+        GaussianConfig(
+            num_train_timesteps=d.num_train_timesteps,
+            beta_start=d.beta_start,
+            beta_end=d.beta_end,
+            beta_schedule=d.beta_schedule,
+            clip_sample=clip_sample,
+            min_snr_gamma=d.min_snr_gamma,
+        )
+    )
 
 
-def image_loss(net: CondNet, process: GaussianProcess, x0: Tensor, cond: Tensor, p_uncond: float,
-               gen: torch.Generator) -> Tensor:
+def image_loss(
+    net: CondNet, process: GaussianProcess, x0: Tensor, cond: Tensor, p_uncond: float, gen: torch.Generator
+) -> Tensor:
     """Conditional eps loss with condition dropout (classifier-free guidance training)."""
     drop = drop_mask(x0.shape[0], p_uncond, gen, x0.device)
     return process.loss(lambda x, t: net(x, t, cond, drop), x0, gen)

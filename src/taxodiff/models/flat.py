@@ -27,8 +27,11 @@ class FlatModel(nn.Module):
         return F.one_hot(z2, self.hierarchy.num_categories).float()  # (B, K)
 
     def loss(self, batch: dict[str, Tensor], gen: torch.Generator) -> dict[str, Tensor]:
-        return {"loss": image_loss(self.net, self.process, batch["images"], self.condition(batch["z2"]),
-                                   self.cfg.net.p_uncond, gen)}
+        return {
+            "loss": image_loss(
+                self.net, self.process, batch["images"], self.condition(batch["z2"]), self.cfg.net.p_uncond, gen
+            )
+        }
 
     def forward(self, batch: dict[str, Tensor], gen: torch.Generator) -> dict[str, Tensor]:
         return self.loss(batch, gen)
@@ -44,6 +47,7 @@ class FlatModel(nn.Module):
         device = next(self.parameters()).device
         cond = self.condition(z2.to(device))
         s = self.cfg.data.size
-        x = self.process.sample(guided(self.net, cond, sc.guidance), (len(z2), 3, s, s), gen, sc.sampler, sc.steps,
-                                device, progress)
+        x = self.process.sample(
+            guided(self.net, cond, sc.guidance), (len(z2), 3, s, s), gen, sc.sampler, sc.steps, device, progress
+        )
         return {"images": x.clamp(-1, 1)}

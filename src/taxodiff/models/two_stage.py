@@ -28,8 +28,11 @@ class TwoStageModel(nn.Module):
         self.cfg, self.hierarchy = cfg, hierarchy
         d = hierarchy.embed_dim
         self.register_buffer("anchors", torch.tensor(hierarchy.anchors(), dtype=torch.float32), persistent=False)
-        self.prior = MLPDenoiser(MLPConfig(dim=d, cond_dim=hierarchy.num_categories, hidden=cfg.net.prior_hidden,
-                                           layers=cfg.net.prior_layers))
+        self.prior = MLPDenoiser(
+            MLPConfig(
+                dim=d, cond_dim=hierarchy.num_categories, hidden=cfg.net.prior_hidden, layers=cfg.net.prior_layers
+            )
+        )
         self.decoder = decoder_net(cfg, cond_dim=d)
         self.process = gaussian_process(cfg)
         self.prior_process = gaussian_process(cfg, clip_sample=False)
@@ -41,16 +44,24 @@ class TwoStageModel(nn.Module):
         z1 = self.anchors[batch["z1"]]  # (B, d)
         dec = image_loss(self.decoder, self.process, batch["images"], z1, self.cfg.net.p_uncond, gen)
         r = self.cfg.net.prior_repeats
-        prior = image_loss(self.prior, self.prior_process, z1.repeat(r, 1), self.category(batch["z2"]).repeat(r, 1),
-                           self.cfg.net.p_uncond, gen)
+        prior = image_loss(
+            self.prior,
+            self.prior_process,
+            z1.repeat(r, 1),
+            self.category(batch["z2"]).repeat(r, 1),
+            self.cfg.net.p_uncond,
+            gen,
+        )
         return {"loss": dec + prior, "decoder": dec.detach(), "prior": prior.detach()}
 
     def forward(self, batch: dict[str, Tensor], gen: torch.Generator) -> dict[str, Tensor]:
         return self.loss(batch, gen)
 
     def param_groups(self) -> list[dict]:
-        return [{"params": list(self.decoder.parameters()), "lr": self.cfg.train.lr},
-                {"params": list(self.prior.parameters()), "lr": self.cfg.train.prior_lr}]
+        return [
+            {"params": list(self.decoder.parameters()), "lr": self.cfg.train.lr},
+            {"params": list(self.prior.parameters()), "lr": self.cfg.train.prior_lr},
+        ]
 
     def nearest_anchor(self, z: Tensor) -> Tensor:
         """Index of the closest z1 anchor of every row of z (B, d)."""
@@ -60,8 +71,14 @@ class TwoStageModel(nn.Module):
     def sample_prior(self, z2: Tensor, sc: SampleConfig, gen: torch.Generator) -> Tensor:
         device = self.anchors.device
         cond = self.category(z2.to(device))
-        return self.prior_process.sample(guided(self.prior, cond, sc.prior_guidance), (len(z2), self.hierarchy.embed_dim),
-                                         gen, sc.prior_sampler, sc.prior_steps, device)
+        return self.prior_process.sample(
+            guided(self.prior, cond, sc.prior_guidance),
+            (len(z2), self.hierarchy.embed_dim),
+            gen,
+            sc.prior_sampler,
+            sc.prior_steps,
+            device,
+        )
 
     @torch.no_grad()
     def sample(
@@ -70,6 +87,7 @@ class TwoStageModel(nn.Module):
         """Images (B, 3, H, W) in [-1, 1], the prior's z1 samples (B, d) and their nearest anchors (B,)."""
         z1 = self.sample_prior(z2, sc, gen)
         s = self.cfg.data.size
-        x = self.process.sample(guided(self.decoder, z1, sc.guidance), (len(z2), 3, s, s), gen, sc.sampler, sc.steps,
-                                z1.device, progress)
+        x = self.process.sample(
+            guided(self.decoder, z1, sc.guidance), (len(z2), 3, s, s), gen, sc.sampler, sc.steps, z1.device, progress
+        )
         return {"images": x.clamp(-1, 1), "z1": z1, "z1_anchor": self.nearest_anchor(z1)}

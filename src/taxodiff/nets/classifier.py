@@ -23,12 +23,19 @@ class ConvClassifier(nn.Module):
 
         def block(c_in: int, c_out: int) -> nn.Sequential:
             return nn.Sequential(
-                nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.SiLU(),
-                nn.Conv2d(c_out, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.SiLU(), nn.MaxPool2d(2),
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.GroupNorm(8, c_out),
+                nn.SiLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1),
+                nn.GroupNorm(8, c_out),
+                nn.SiLU(),
+                nn.MaxPool2d(2),
             )
 
         self.body = nn.Sequential(block(cfg.in_channels, w), block(w, 2 * w), block(2 * w, 2 * w))
-        self.features = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, cfg.feature_dim), nn.SiLU())
+        self.features = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, cfg.feature_dim), nn.SiLU()
+        )
         self.head = nn.Linear(cfg.feature_dim, cfg.num_classes)
 
     def embed(self, x: Tensor) -> Tensor:

@@ -39,17 +39,24 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
 
 
 class CondEmbedding(nn.Module):
-    """Time and condition to one embedding vector; ``drop`` rows get the learned null condition."""
+    """Time and condition to one embedding vector; ``drop`` rows get the learned null condition.
 
-    def __init__(self, cond_dim: int, emb_dim: int) -> None:
+    A continuous condition (a z1 embedding) enters through fixed random Fourier features as well as
+    linearly, so that nearby anchors get clearly different embeddings from the first steps of training.
+    """
+
+    def __init__(self, cond_dim: int, emb_dim: int, fourier: int = 32, fourier_scale: float = 1.0) -> None:
         super().__init__()
         self.emb_dim = emb_dim
         self.time = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.cond = nn.Sequential(nn.Linear(cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("freqs", torch.randn(cond_dim, fourier, generator=g) * fourier_scale)
+        self.cond = nn.Sequential(nn.Linear(cond_dim + 2 * fourier, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.null = nn.Parameter(torch.zeros(emb_dim))
 
     def forward(self, t: Tensor, cond: Tensor, drop: Tensor | None = None) -> Tensor:
-        c = self.cond(cond)  # (B, E)
+        phase = 2 * math.pi * cond.float() @ self.freqs  # (B, fourier)
+        c = self.cond(torch.cat([cond.float(), phase.sin(), phase.cos()], dim=1))  # (B, E)
         if drop is not None:
             c = torch.where(drop[:, None], self.null.to(c.dtype).expand_as(c), c)
         return self.time(timestep_embedding(t, self.emb_dim)) + c

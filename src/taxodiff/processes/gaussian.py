@@ -52,13 +52,16 @@ class GaussianProcess:
         """A fresh diffusers scheduler of the given kind on this process's schedule."""
         c = self.cfg
         common: dict[str, Any] = dict(
-            num_train_timesteps=c.num_train_timesteps, beta_start=c.beta_start, beta_end=c.beta_end,
-            beta_schedule=c.beta_schedule, prediction_type="epsilon",
+            num_train_timesteps=c.num_train_timesteps,
+            beta_start=c.beta_start,
+            beta_end=c.beta_end,
+            beta_schedule=c.beta_schedule,
+            prediction_type="epsilon",
         )
         if name in ("ddpm", "ddim"):
             common.update(clip_sample=c.clip_sample, clip_sample_range=c.clip_range)
-        if name == "ddim":
-            common.update(timestep_spacing="trailing")
+        if name in ("ddpm", "ddim"):
+            common.update(timestep_spacing="trailing")  # few-step schedules start at t = T - 1
         if name == "dpmsolver++":
             common.update(algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing")
         return _scheduler_classes()[name](**common)
@@ -90,8 +93,14 @@ class GaussianProcess:
     # -- reverse process ------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(
-        self, denoiser: Denoiser, shape: tuple[int, ...], gen: torch.Generator, sampler: str = "dpmsolver++",
-        steps: int = 20, device: torch.device | str = "cpu", progress: Callable[[int], None] | None = None,
+        self,
+        denoiser: Denoiser,
+        shape: tuple[int, ...],
+        gen: torch.Generator,
+        sampler: str = "dpmsolver++",
+        steps: int = 20,
+        device: torch.device | str = "cpu",
+        progress: Callable[[int], None] | None = None,
     ) -> Tensor:
         """Run the reverse process from pure noise with ``steps`` denoiser calls."""
         sched = self.scheduler(sampler)

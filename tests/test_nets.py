@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from taxodiff.nets.classifier import ClassifierConfig, ConvClassifier
+from taxodiff.nets.mlp import MLPConfig, MLPDenoiser
+from taxodiff.nets.unet import UNet, UNetConfig
+
+
+@pytest.mark.parametrize("patch, size", [(1, 16), (2, 32), (2, 64)])
+def test_unet_shapes(patch, size):
+    net = UNet(UNetConfig(channels=(8, 16, 16), emb_dim=16, cond_dim=3, patch=patch))
+    x = torch.randn(2, 3, size, size)
+    out = net(x, torch.tensor([0, 999]), torch.randn(2, 3))
+    assert out.shape == x.shape
+
+
+def test_condition_matters_and_null_is_learned():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(channels=(8, 16), emb_dim=16, cond_dim=2, patch=1))
+    for p in net.parameters():  # zero-initialised output layers would hide the condition at init
+        torch.nn.init.normal_(p, std=0.1)
+    x, t = torch.randn(2, 3, 8, 8), torch.tensor([10, 10])
+    a = net(x, t, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+    b = net(x, t, torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    assert not torch.allclose(a, b)
+    drop = torch.tensor([True, True])
+    assert torch.allclose(net(x, t, torch.randn(2, 2), drop), net(x, t, torch.randn(2, 2), drop))
+
+
+def test_mlp_and_classifier_shapes():
+    assert MLPDenoiser(MLPConfig(dim=4, cond_dim=3))(torch.randn(5, 4), torch.arange(5), torch.randn(5, 3)).shape == (
+        5,
+        4,
+    )
+    clf = ConvClassifier(ClassifierConfig(num_classes=7, width=8, feature_dim=12))
+    x = torch.randn(3, 3, 32, 32)
+    assert clf(x).shape == (3, 7) and clf.embed(x).shape == (3, 12)
