@@ -9,7 +9,6 @@ BIN := $(VENV)/bin
 
 $(BIN)/taxodiff: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(BIN)/taxodiff
