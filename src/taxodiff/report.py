@@ -177,10 +177,13 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         ("p", "Hierarchy (p(z1 | z2) per category): " + "; ".join(summary["hierarchy_text"].splitlines()) + "."),
         (
             "p",
-            f"Both models: the same {rows[0]['parameters']:,}-parameter class of decoder U-Net, "
+            "Both models: the same decoder U-Net, "
             f"{rows[0]['train_steps']} steps of batch {summary['config']['train']['batch_size']} on "
             f"{summary['config']['data']['n_train']:,} images of {summary['config']['data']['size']}x"
-            f"{summary['config']['data']['size']}. The hierarchical model adds a z1 prior (MLP). Sampler: "
+            f"{summary['config']['data']['size']}. The hierarchical model adds a z1 prior (MLP) trained in the same "
+            "steps. Parameters: "
+            + ", ".join(f"{m} {n:,}" for m, n in {r["model"]: r["parameters"] for r in rows}.items())
+            + ". Sampler: "
             f"{rows[0]['sampler']} with {rows[0]['sampling_steps']} steps, {rows[0]['n']} samples per row.",
         ),
         ("h2", "Findings"),

@@ -204,13 +204,6 @@ class Trainer:
         self.ema.step(self.raw.parameters())
         return {k: float(v.detach()) for k, v in losses.items()} | {"lr": self.opt.param_groups[0]["lr"]}
 
-    def ema_state_dict(self) -> dict[str, Tensor]:
-        """The model's state dict with EMA weights in place of the raw parameters."""
-        sd = dict(self.raw.state_dict())
-        for (name, _), shadow in zip(self.raw.named_parameters(), self.ema.shadow_params, strict=True):
-            sd[name] = shadow
-        return sd
-
 
 def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
     tensors: dict[str, Tensor] = {}
