@@ -102,7 +102,7 @@ class Trainer:
         self.state = state or {}  # extra JSON stored in every checkpoint (config, family, ...)
         self.acc = make_accelerator(device, cfg.precision)
         self.model = model.to(self.acc.device)
-        self.opt = torch.optim.AdamW(model.param_groups(), weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(model.param_groups(), weight_decay=cfg.weight_decay, foreach=True)
         self.base_lrs = [g["lr"] for g in self.opt.param_groups]
         self.model, self.opt = self.acc.prepare(self.model, self.opt)
         self.ema = EMAModel(self.raw.parameters(), decay=cfg.ema_decay)
