@@ -94,16 +94,14 @@ def sample_run(
     progress: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Sample a trained run; returns (samples path, samples)."""
-    _, cfg = stored_config(Path(run_dir))
-    sample_settings(cfg, overrides)
+    run_dir = Path(run_dir)
+    _, cfg = stored_config(run_dir)
+    sc = sample_settings(cfg, overrides)  # bad values fail here, before torch is imported
     from taxodiff import figures
     from taxodiff.sampling import generate, load_model, sample_tag, save_samples
     from taxodiff.train import resolve_device
 
-    run_dir = Path(run_dir)
-    dev = resolve_device(device or "auto")
-    cfg, model, _ = load_model(run_dir, dev)
-    sc = sample_settings(cfg, overrides)
+    _, model, _ = load_model(run_dir, resolve_device(device or "auto"))
     tag = sample_tag(sc, cfg.model)
     samples = generate(model, cfg, sc, seeds.derive(cfg.seed if seed is None else seed, "sample", tag), progress)
     path = save_samples(run_dir, tag, samples)
