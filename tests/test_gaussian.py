@@ -33,6 +33,17 @@ def test_forward_process_moments():
         assert float(xt.var()) == pytest.approx(1 - ab, abs=5 * (1 - ab) * math.sqrt(2 / n))
 
 
+def test_v_target_and_weight():
+    p = GaussianProcess(GaussianConfig(prediction="v_prediction", min_snr_gamma=5.0))
+    x0, noise, t = torch.randn(4, 2), torch.randn(4, 2), torch.tensor([3, 300, 600, 990])
+    ab = p.alphas_cumprod[t].view(-1, 1)
+    assert torch.allclose(
+        p.train_scheduler.get_velocity(x0, noise, t), ab.sqrt() * noise - (1 - ab).sqrt() * x0, atol=1e-6
+    )
+    snr = (ab / (1 - ab)).view(-1)
+    assert torch.allclose(p.weight(t), torch.minimum(snr, torch.tensor(5.0)) / (snr + 1))
+
+
 def test_min_snr_weight():
     p = GaussianProcess(GaussianConfig(min_snr_gamma=5.0))
     t = torch.tensor([0, 999])
@@ -61,15 +72,17 @@ def test_guidance_formula():
     assert torch.allclose(guided(net, c, 2.5)(x, t), cond + 2.5 * (cond - uncond), atol=1e-6)
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver++"])
-def test_samplers_recover_a_point_mass(sampler):
-    """With the exact eps of a point mass at m, every sampler must end at m."""
-    p = GaussianProcess(GaussianConfig(clip_sample=False))
+def test_samplers_recover_a_point_mass(sampler, prediction):
+    """With the exact eps (or v = sqrt(abar) eps - sqrt(1 - abar) x0) of a point mass at m, every sampler ends at m."""
+    p = GaussianProcess(GaussianConfig(clip_sample=False, prediction=prediction))
     m = torch.tensor([0.3, -0.5])
 
     def exact_eps(x, t):
         ab = p.alphas_cumprod[t].view(-1, 1)
-        return (x - ab.sqrt() * m) / (1 - ab).sqrt()
+        eps = (x - ab.sqrt() * m) / (1 - ab).sqrt()
+        return eps if prediction == "epsilon" else ab.sqrt() * eps - (1 - ab).sqrt() * m
 
     out = p.sample(exact_eps, (4, 2), torch.Generator().manual_seed(0), sampler, 25)
     assert torch.allclose(out, m.expand(4, 2), atol=1e-2)

@@ -60,6 +60,7 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     beta_schedule: str = "squaredcos_cap_v2"  # cosine (Nichol & Dhariwal); the seed's is "linear" 1e-4..0.02
+    prediction: str = "epsilon"  # network target: "epsilon" or "v_prediction"
     min_snr_gamma: float = 5.0  # loss weight min(SNR, gamma) / SNR (Hang et al. 2023); 0 = plain MSE
 
 
@@ -130,6 +131,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": PRECISIONS,
     "sample.sampler": SAMPLERS,
     "sample.prior_sampler": SAMPLERS,
+    "diffusion.prediction": ("epsilon", "v_prediction"),
     "diffusion.beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
 }
 _POSITIVE = {

@@ -35,6 +35,7 @@ def gaussian_process(cfg: RunConfig, clip_sample: bool = True) -> GaussianProces
             beta_schedule=d.beta_schedule,
             clip_sample=clip_sample,
             min_snr_gamma=d.min_snr_gamma,
+            prediction=d.prediction,
         )
     )
 

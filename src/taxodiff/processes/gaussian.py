@@ -29,7 +29,8 @@ class GaussianConfig:
     beta_schedule: str = "linear"  # one of BETA_SCHEDULES
     clip_sample: bool = True  # clip predicted x_0 to [-clip_range, clip_range] in DDPM / DDIM steps
     clip_range: float = 1.0
-    min_snr_gamma: float = 0.0  # > 0: weight the eps loss by min(SNR, gamma) / SNR (Hang et al. 2023)
+    min_snr_gamma: float = 0.0  # > 0: min-SNR loss weighting (Hang et al. 2023)
+    prediction: str = "epsilon"  # what the network predicts: "epsilon" or "v_prediction" (Salimans & Ho 2022)
 
 
 def _scheduler_classes() -> dict[str, Any]:
@@ -56,7 +57,7 @@ class GaussianProcess:
             beta_start=c.beta_start,
             beta_end=c.beta_end,
             beta_schedule=c.beta_schedule,
-            prediction_type="epsilon",
+            prediction_type=c.prediction,
         )
         if name in ("ddpm", "ddim"):
             common.update(clip_sample=c.clip_sample, clip_sample_range=c.clip_range)
@@ -74,21 +75,22 @@ class GaussianProcess:
     def loss(
         self, eps_model: Callable[[Tensor, Tensor], Tensor], x0: Tensor, gen: torch.Generator, reduce: bool = True
     ) -> Tensor:
-        """Weighted eps-prediction MSE at t ~ U{0..T-1}. eps_model: (x_t, t) -> eps; x0: (B, ...)."""
+        """Weighted eps- (or v-) prediction MSE at t ~ U{0..T-1}. eps_model: (x_t, t) -> eps; x0: (B, ...)."""
         t = torch.randint(0, self.T, (x0.shape[0],), generator=gen).to(x0.device)
         noise = torch.randn(x0.shape, generator=gen).to(x0.device)
         xt = self.add_noise(x0, noise, t)
-        err = (eps_model(xt, t).float() - noise).pow(2)
+        target = noise if self.cfg.prediction == "epsilon" else self.train_scheduler.get_velocity(x0, noise, t)
+        err = (eps_model(xt, t).float() - target).pow(2)
         per_sample = err.flatten(1).mean(1) * self.weight(t)
         return per_sample.mean() if reduce else per_sample
 
     def weight(self, t: Tensor) -> Tensor:
-        """Loss weight per timestep: 1, or min(SNR, gamma) / SNR with min-SNR weighting."""
+        """Loss weight per timestep: 1, or min(SNR, gamma) / SNR (eps) and min(SNR, gamma) / (SNR + 1) (v)."""
         if self.cfg.min_snr_gamma <= 0:
             return torch.ones(t.shape, device=t.device)
         ab = self.alphas_cumprod.to(t.device)[t]
         snr = ab / (1 - ab)
-        return snr.clamp(max=self.cfg.min_snr_gamma) / snr
+        return snr.clamp(max=self.cfg.min_snr_gamma) / (snr if self.cfg.prediction == "epsilon" else snr + 1)
 
     # -- reverse process ------------------------------------------------------------------------------
     @torch.no_grad()
