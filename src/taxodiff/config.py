@@ -60,7 +60,7 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     beta_schedule: str = "squaredcos_cap_v2"  # cosine (Nichol & Dhariwal); the seed's is "linear" 1e-4..0.02
-    prediction: str = "epsilon"  # network target: "epsilon" or "v_prediction"
+    prediction: str = "v_prediction"  # network target: "epsilon" or "v_prediction" (measured better here)
     min_snr_gamma: float = 5.0  # loss weight min(SNR, gamma) / SNR (Hang et al. 2023); 0 = plain MSE
 
 
