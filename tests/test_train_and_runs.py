@@ -76,3 +76,11 @@ def test_refuses_a_different_config_in_the_same_run_dir(tmp_path, tiny_cfg):
     pipeline.train_run(cfg, tmp_path / "run", progress=False)
     with pytest.raises(TaxodiffError, match="different config"):
         pipeline.train_run(replace(cfg, seed=5), tmp_path / "run", progress=False)
+
+
+def test_evaluate_resamples_after_more_training(tmp_path, tiny_cfg):
+    cfg = replace(tiny_cfg, device="cpu", train=replace(tiny_cfg.train, steps=2))
+    pipeline.train_run(cfg, tmp_path / "run", progress=False)
+    assert pipeline.evaluate_run(tmp_path / "run", progress=False)["checkpoint_step"] == 2
+    pipeline.train_run(replace(cfg, train=tiny_cfg.train), tmp_path / "run", progress=False)
+    assert pipeline.evaluate_run(tmp_path / "run", progress=False)["checkpoint_step"] == 4

@@ -81,6 +81,7 @@ def evaluate(
     result = {
         "tag": tag,
         "model": cfg.model,
+        "checkpoint_step": int(samples["step"][0]),
         "sample": asdict(sc),
         "classifier": info,
         **score_samples(cfg, h, samples, classifier),

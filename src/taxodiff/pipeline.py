@@ -97,13 +97,16 @@ def sample_run(
     run_dir = Path(run_dir)
     _, cfg = stored_config(run_dir)
     sc = sample_settings(cfg, overrides)  # bad values fail here, before torch is imported
+    import torch
+
     from taxodiff import figures
     from taxodiff.sampling import generate, load_model, sample_tag, save_samples
     from taxodiff.train import resolve_device
 
-    _, model, _ = load_model(run_dir, resolve_device(device or "auto"))
+    _, model, state = load_model(run_dir, resolve_device(device or "auto"))
     tag = sample_tag(sc, cfg.model)
     samples = generate(model, cfg, sc, seeds.derive(cfg.seed if seed is None else seed, "sample", tag), progress)
+    samples["step"] = torch.tensor([int(state["step"])])  # which checkpoint drew them
     path = save_samples(run_dir, tag, samples)
     h = model.hierarchy
     figures.category_grid(
@@ -124,7 +127,7 @@ def evaluate_run(
     progress: bool = True,
 ) -> dict[str, Any]:
     run_dir = Path(run_dir)
-    _, cfg = stored_config(run_dir)
+    ckpt, cfg = stored_config(run_dir)
     sc = sample_settings(cfg, overrides)
     from taxodiff.evaluate import evaluate
     from taxodiff.sampling import load_samples, sample_tag
@@ -132,12 +135,11 @@ def evaluate_run(
 
     tag = sample_tag(sc, cfg.model)
     path = run_dir / "samples" / f"{tag}.safetensors"
-    if path.exists() and seed is None:
-        samples = load_samples(path)
-        if int(samples["z2"].shape[0]) != sc.n_per_category * cfg.build_hierarchy().num_categories:
-            _, samples = sample_run(run_dir, overrides, seed, device, progress)
-    else:
-        _, samples = sample_run(run_dir, overrides, seed, device, progress)
+    step = runs.read_json(ckpt / "state.json")["step"]
+    samples = load_samples(path) if path.exists() and seed is None else None
+    fresh = samples is not None and "step" in samples and int(samples["step"][0]) == step
+    if not fresh or len(samples["z2"]) != sc.n_per_category * cfg.build_hierarchy().num_categories:
+        _, samples = sample_run(run_dir, overrides, seed, device, progress)  # none saved, or from another checkpoint
     return evaluate(run_dir, cfg, sc, tag, samples, resolve_device(device or "auto"), progress)
 
 
