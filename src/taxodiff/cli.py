@@ -130,8 +130,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             print(dump_yaml(cfg), end="")
             return 0
+        from taxodiff.train import finish_distributed
+
         summary = pipeline.train_run(cfg, run_dir, resume=not args.no_resume, progress=not args.quiet)
-        print(f"trained {summary['model']} to step {summary['steps']} in {summary['seconds']} s: {run_dir}")
+        if summary["is_main"]:
+            world = f" on {summary['processes']} processes" if summary["processes"] > 1 else ""
+            print(f"trained {summary['model']} to step {summary['steps']} in {summary['seconds']} s{world}: {run_dir}")
+        finish_distributed()
         return 0
     if args.command in ("sample", "evaluate"):
         overrides = {

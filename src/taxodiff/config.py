@@ -26,6 +26,7 @@ from taxodiff.hierarchy import Hierarchy
 DEFAULT_HIERARCHY: dict[str, Any] = {"animal": {"dog": 0.5, "cat": 0.5}, "vehicle": {"car": 0.5, "truck": 0.5}}
 FAMILIES = ("flat", "hierarchical")
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
+GUIDANCE_METHODS = ("cfg", "interval", "cads")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -69,7 +70,7 @@ class DiffusionConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1000
+    steps: int = 800  # batch 64: 51,200 images seen; the demo's 2 models train in ~7 min on 2 CPU cores
     batch_size: int = 64
     lr: float = 2e-3
     prior_lr: float = 1e-3
@@ -90,6 +91,11 @@ class SampleConfig:
     prior_sampler: str = "ddpm"
     prior_steps: int = 1000  # the prior is an MLP on a few numbers: full ancestral sampling is cheap
     prior_guidance: float = 0.0
+    guidance_method: str = "cfg"  # "cfg", "interval" (Kynkäänniemi et al. 2024) or "cads" (Sadat et al. 2024)
+    guidance_interval: tuple[float, ...] = (0.28, 5.42)  # "interval": guide only for sigma_t in (lo, hi]
+    cads_tau: tuple[float, ...] = (0.6, 0.9)  # "cads": condition pure noise above tau2, clean below tau1 (t/T)
+    cads_noise: float = 0.25  # "cads": noise scale s on the condition
+    cads_psi: float = 1.0  # "cads": mix of the rescaled noised condition
     n_per_category: int = 256
     batch_size: int = 256
 
@@ -102,6 +108,9 @@ class EvalConfig:
     classifier_train: int = 8000
     classifier_test: int = 2000
     classifier_epochs: int = 3
+    features: bool = True  # also PRDC, Fréchet distance, Vendi scores and memorisation (classifier features)
+    prdc_k: int = 5  # neighbours for precision / recall / density / coverage
+    memorisation_ratio: float = 1 / 3  # a sample is a copy when d1 < ratio * d2 to its two nearest training images
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": PRECISIONS,
     "sample.sampler": SAMPLERS,
     "sample.prior_sampler": SAMPLERS,
+    "sample.guidance_method": GUIDANCE_METHODS,
     "diffusion.prediction": ("epsilon", "v_prediction"),
     "diffusion.beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
 }
@@ -159,6 +169,7 @@ _POSITIVE = {
     "eval.classifier_train",
     "eval.classifier_test",
     "eval.classifier_epochs",
+    "eval.prdc_k",
     "train.lr",
     "train.prior_lr",
     "diffusion.beta_start",
@@ -173,6 +184,8 @@ _UNIT = {
     "data.background",
     "data.brightness_min",
     "data.brightness_max",
+    "sample.cads_psi",
+    "eval.memorisation_ratio",
 }
 _NONNEG = {
     "seed",
@@ -181,6 +194,7 @@ _NONNEG = {
     "train.grad_clip",
     "sample.guidance",
     "sample.prior_guidance",
+    "sample.cads_noise",
     "eval.kl_smoothing",
     "diffusion.min_snr_gamma",
     "data.max_offset",
@@ -300,6 +314,11 @@ def _flat(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _check_pair(key: str, pair: tuple[float, ...], lo: float, hi: float) -> None:
+    if len(pair) != 2 or not lo <= pair[0] < pair[1] <= hi:
+        raise TaxodiffError(f"{key} = {list(pair)} is invalid: allowed are two numbers a < b in [{lo}, {hi}]")
+
+
 def check(cfg: RunConfig) -> None:
     """Raise TaxodiffError naming the first invalid value."""
     flat = _flat(cfg)
@@ -323,6 +342,8 @@ def check(cfg: RunConfig) -> None:
             f"data.size = {cfg.data.size} is invalid for patch {cfg.net.patch} and {len(cfg.net.channels)} "
             f"levels: allowed are multiples of {divisor}"
         )
+    _check_pair("sample.guidance_interval", cfg.sample.guidance_interval, 0.0, float("inf"))
+    _check_pair("sample.cads_tau", cfg.sample.cads_tau, 0.0, 1.0)
     if cfg.data.scale_min > cfg.data.scale_max or cfg.data.brightness_min > cfg.data.brightness_max:
         raise TaxodiffError("data: scale_min/brightness_min must not exceed scale_max/brightness_max")
     if cfg.diffusion.beta_start >= cfg.diffusion.beta_end or cfg.diffusion.beta_end >= 1:

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from taxodiff import runs
+from taxodiff import runs, seeds
 from taxodiff.config import RunConfig, SampleConfig
 from taxodiff.data.images import StyleConfig
 from taxodiff.hierarchy import Hierarchy
-from taxodiff.metrics.classifier import DomainSpec, domain_classifier, predict
+from taxodiff.metrics.classifier import DomainSpec, domain_classifier, embed, predict
+from taxodiff.metrics.memorisation import memorisation
 from taxodiff.metrics.modes import ModeSettings, fidelity, mode_metrics
+from taxodiff.metrics.samples import feature_metrics
 
 
 def style_of(cfg: RunConfig) -> StyleConfig:
@@ -62,6 +64,42 @@ def score_samples(
         out["fidelity"] = fidelity(anchor, pred, cfg.eval.bootstrap, seed)
         dist = torch.cdist(samples["z1"].float(), torch.tensor(h.anchors())).min(dim=1).values
         out["prior_anchor_distance"] = {"mean": float(dist.mean()), "p95": float(dist.quantile(0.95))}
+    if cfg.eval.features:
+        out["features"] = sample_set_metrics(cfg, h, samples, images, pred, classifier)
+    return out
+
+
+def reference_images(cfg: RunConfig, h: Hierarchy, z2: np.ndarray) -> Any:
+    """Fresh ground-truth renders, as many of each category as there are samples of it (held-out seed)."""
+    from taxodiff.data.images import ImageBatch, make_images
+
+    parts = [
+        make_images(h, int(n), cfg.data.size, seeds.derive(cfg.seed, "reference", c), style_of(cfg), category=c)
+        for c, n in enumerate(np.bincount(z2, minlength=h.num_categories))
+        if n > 0
+    ]
+    return ImageBatch(*(torch.cat([getattr(p, f) for p in parts]) for f in ("images", "z2", "z1", "z0")))
+
+
+def sample_set_metrics(
+    cfg: RunConfig, h: Hierarchy, samples: dict[str, torch.Tensor], images: torch.Tensor, pred: np.ndarray, net: Any
+) -> dict[str, Any]:
+    """Feature-space metrics against fresh renders, and memorisation of the run's training images."""
+    from taxodiff.pipeline import training_data
+
+    z2 = samples["z2"].numpy()
+    ref = reference_images(cfg, h, z2)
+    out = feature_metrics(
+        h,
+        embed(net, images).numpy(),
+        z2,
+        pred,
+        embed(net, ref.images).numpy(),
+        ref.z2.numpy(),
+        ref.z1.numpy(),
+        cfg.eval.prdc_k,
+    )
+    out["memorisation"] = memorisation(images, training_data(cfg).images, cfg.eval.memorisation_ratio)
     return out
 
 

@@ -69,10 +69,12 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = True, progress: bool
         "parameters": n_params,
         "precision": trainer.acc.mixed_precision,
         "device": str(trainer.acc.device),
+        "processes": result.processes,
+        "weight_digests": list(result.weight_digests),
     }
     if trainer.is_main:
         runs.write_json(run_dir / "train.json", summary)
-    return summary
+    return summary | {"is_main": trainer.is_main}
 
 
 def stored_config(run_dir: Path) -> tuple[Path, RunConfig]:

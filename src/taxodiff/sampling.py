@@ -43,6 +43,11 @@ def sample_tag(sc: SampleConfig, family: str) -> str:
     tag = f"{sc.sampler}{sc.steps}_g{sc.guidance:g}"
     if family == "hierarchical":
         tag += f"_pg{sc.prior_guidance:g}"
+    if sc.guidance_method == "interval":
+        tag += f"_interval{sc.guidance_interval[0]:g}-{sc.guidance_interval[1]:g}"
+    elif sc.guidance_method == "cads":
+        tag += f"_cads{sc.cads_noise:g}_{sc.cads_tau[0]:g}-{sc.cads_tau[1]:g}"
+        tag += f"_psi{sc.cads_psi:g}" if sc.cads_psi != 1 else ""
     return tag
 
 

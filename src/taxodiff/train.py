@@ -10,6 +10,7 @@ Under ``accelerate launch`` every rank takes its share of each global batch; ran
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ class TrainResult:
     seconds: float
     resumed_from: int
     checkpoint: Path | None
+    processes: int = 1
+    weight_digests: tuple[str, ...] = ()  # one per process: equal when the ranks stayed in sync
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -182,7 +185,20 @@ class Trainer:
                 last_ckpt = self.save()
         bar.close()
         self.acc.wait_for_everyone()
-        return TrainResult(self.step, time.perf_counter() - t0, start, last_ckpt)
+        return TrainResult(
+            self.step, time.perf_counter() - t0, start, last_ckpt, self.acc.num_processes, self.weight_digests()
+        )
+
+    def weight_digests(self) -> tuple[str, ...]:
+        """SHA-256 of this process' parameters, gathered from every process (in rank order)."""
+        h = hashlib.sha256()
+        for p in self.raw.parameters():
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+        if self.acc.num_processes == 1:
+            return (h.hexdigest()[:16],)
+        from accelerate.utils import gather_object
+
+        return tuple(gather_object([h.hexdigest()[:16]]))
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
@@ -203,6 +219,16 @@ class Trainer:
         self.opt.step()
         self.ema.step(self.raw.parameters())
         return {k: float(v.detach()) for k, v in losses.items()} | {"lr": self.opt.param_groups[0]["lr"]}
+
+
+def finish_distributed() -> None:
+    """End of a multi-process job: wait for every rank, then tear the process group down (no-op alone)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+        state.destroy_process_group()
 
 
 def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:

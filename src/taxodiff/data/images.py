@@ -54,9 +54,14 @@ class ImageBatch:
         return ImageBatch(self.images[idx], self.z2[idx], self.z1[idx], self.z0[idx])
 
 
-def sample_latents(h: Hierarchy, n: int, style: StyleConfig, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """Draw (z2, z1, z0) for n images from the hierarchy's probabilities."""
+def sample_latents(
+    h: Hierarchy, n: int, style: StyleConfig, gen: torch.Generator, category: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Draw (z2, z1, z0) for n images from the hierarchy's probabilities (given z2 = category if set)."""
     probs = torch.tensor(h.leaf_probs(), dtype=torch.float64)
+    if category is not None:
+        mine = torch.tensor(h.leaf_category()) == category
+        probs = torch.where(mine, probs, torch.zeros_like(probs))
     z1 = torch.multinomial(probs, n, replacement=True, generator=gen)
     z2 = torch.tensor(h.leaf_category(), dtype=torch.long)[z1]
     u = torch.rand(n, 6, generator=gen, dtype=torch.float64).float()
@@ -105,14 +110,20 @@ def render(shapes: list[str], z1: Tensor, z0: Tensor, size: int, style: StyleCon
 
 
 def make_images(
-    h: Hierarchy, n: int, size: int, seed: int, style: StyleConfig | None = None, chunk: int = 4096
+    h: Hierarchy,
+    n: int,
+    size: int,
+    seed: int,
+    style: StyleConfig | None = None,
+    chunk: int = 4096,
+    category: int | None = None,
 ) -> ImageBatch:
-    """n images of the hierarchy, deterministic in ``seed``."""
+    """n images of the hierarchy (of one category if set), deterministic in ``seed``."""
     if n < 1:
         raise ValueError(f"number of images must be >= 1, got {n}")
     style = style or StyleConfig()
     gen = torch.Generator().manual_seed(seed)
-    z2, z1, z0 = sample_latents(h, n, style, gen)
+    z2, z1, z0 = sample_latents(h, n, style, gen, category)
     shapes = [leaf.shape or leaf.name for leaf in h.leaves]
     images = torch.cat([render(shapes, z1[i : i + chunk], z0[i : i + chunk], size, style) for i in range(0, n, chunk)])
     return ImageBatch(images * 2 - 1, z2, z1, z0)

@@ -102,6 +102,13 @@ def predict(net: ConvClassifier, images: torch.Tensor, batch: int = 512) -> torc
     return torch.cat([net(images[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(images), batch)])
 
 
+@torch.no_grad()
+def embed(net: ConvClassifier, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Penultimate features (N, feature_dim) of images (N, 3, H, W) in [-1, 1]: the space of PRDC, FD, Vendi."""
+    device = next(net.parameters()).device
+    return torch.cat([net.embed(images[i : i + batch].to(device)).cpu() for i in range(0, len(images), batch)])
+
+
 def domain_classifier(spec: DomainSpec, device: torch.device, progress: bool = True) -> tuple[ConvClassifier, dict]:
     """Load the cached classifier for ``spec`` or train and cache it. Returns (net, info with accuracy)."""
     from safetensors.torch import load_file, save_file

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from taxodiff.config import RunConfig
+from taxodiff.config import RunConfig, SampleConfig
 from taxodiff.nets.unet import UNet, UNetConfig
-from taxodiff.processes.gaussian import GaussianConfig, GaussianProcess
-from taxodiff.processes.guidance import CondNet, drop_mask
+from taxodiff.processes.gaussian import Denoiser, GaussianConfig, GaussianProcess
+from taxodiff.processes.guidance import CondNet, Guidance, drop_mask, guided
 
 
 def decoder_net(cfg: RunConfig, cond_dim: int) -> UNet:
@@ -46,3 +46,21 @@ def image_loss(
     """Conditional eps loss with condition dropout (classifier-free guidance training)."""
     drop = drop_mask(x0.shape[0], p_uncond, gen, x0.device)
     return process.loss(lambda x, t: net(x, t, cond, drop), x0, gen)
+
+
+def guidance_rule(sc: SampleConfig, scale: float) -> Guidance:
+    """The sampling config's guidance method and settings at one scale (prior and decoder have their own)."""
+    return Guidance(
+        scale=scale,
+        method=sc.guidance_method,
+        interval=(sc.guidance_interval[0], sc.guidance_interval[1]),
+        cads_tau=(sc.cads_tau[0], sc.cads_tau[1]),
+        cads_noise=sc.cads_noise,
+        cads_psi=sc.cads_psi,
+    )
+
+
+def guided_denoiser(
+    net: CondNet, cond: Tensor, sc: SampleConfig, scale: float, process: GaussianProcess, gen: torch.Generator
+) -> Denoiser:
+    return guided(net, cond, guidance_rule(sc, scale), process.alphas_cumprod, gen)

@@ -10,8 +10,7 @@ from torch.nn import functional as F
 
 from taxodiff.config import RunConfig, SampleConfig
 from taxodiff.hierarchy import Hierarchy
-from taxodiff.models.common import decoder_net, gaussian_process, image_loss
-from taxodiff.processes.guidance import guided
+from taxodiff.models.common import decoder_net, gaussian_process, guided_denoiser, image_loss
 
 
 class FlatModel(nn.Module):
@@ -48,6 +47,12 @@ class FlatModel(nn.Module):
         cond = self.condition(z2.to(device))
         s = self.cfg.data.size
         x = self.process.sample(
-            guided(self.net, cond, sc.guidance), (len(z2), 3, s, s), gen, sc.sampler, sc.steps, device, progress
+            guided_denoiser(self.net, cond, sc, sc.guidance, self.process, gen),
+            (len(z2), 3, s, s),
+            gen,
+            sc.sampler,
+            sc.steps,
+            device,
+            progress,
         )
         return {"images": x.clamp(-1, 1)}

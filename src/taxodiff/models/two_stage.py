@@ -15,9 +15,8 @@ from torch.nn import functional as F
 
 from taxodiff.config import RunConfig, SampleConfig
 from taxodiff.hierarchy import Hierarchy
-from taxodiff.models.common import decoder_net, gaussian_process, image_loss
+from taxodiff.models.common import decoder_net, gaussian_process, guided_denoiser, image_loss
 from taxodiff.nets.mlp import MLPConfig, MLPDenoiser
-from taxodiff.processes.guidance import guided
 
 
 class TwoStageModel(nn.Module):
@@ -72,7 +71,7 @@ class TwoStageModel(nn.Module):
         device = self.anchors.device
         cond = self.category(z2.to(device))
         return self.prior_process.sample(
-            guided(self.prior, cond, sc.prior_guidance),
+            guided_denoiser(self.prior, cond, sc, sc.prior_guidance, self.prior_process, gen),
             (len(z2), self.hierarchy.embed_dim),
             gen,
             sc.prior_sampler,
@@ -88,6 +87,12 @@ class TwoStageModel(nn.Module):
         z1 = self.sample_prior(z2, sc, gen)
         s = self.cfg.data.size
         x = self.process.sample(
-            guided(self.decoder, z1, sc.guidance), (len(z2), 3, s, s), gen, sc.sampler, sc.steps, z1.device, progress
+            guided_denoiser(self.decoder, z1, sc, sc.guidance, self.process, gen),
+            (len(z2), 3, s, s),
+            gen,
+            sc.sampler,
+            sc.steps,
+            z1.device,
+            progress,
         )
         return {"images": x.clamp(-1, 1), "z1": z1, "z1_anchor": self.nearest_anchor(z1)}
