@@ -1,6 +1,6 @@
 """Command line: parse, build configs, call the library. Heavy imports happen inside the commands.
 
-taxodiff data preview | train | sample | evaluate | demo
+taxodiff data preview | train | sample | evaluate | demo | study mode-collapse
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from taxodiff import __version__
 from taxodiff.errors import TaxodiffError
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
+GUIDANCE_METHODS = ("cfg", "interval", "cads")
+PRESETS = ("quick", "full")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +64,9 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_pos_int, help="sampling steps (network evaluations per sample, x2 if guided)")
     p.add_argument("--guidance", type=_nonneg_float, help="classifier-free guidance scale; 0 = conditional model")
     p.add_argument("--prior-guidance", type=_nonneg_float, help="hierarchical model: guidance of the z1 prior")
+    p.add_argument(
+        "--guidance-method", choices=GUIDANCE_METHODS, help="cfg (default), interval (guide mid-noise only), cads"
+    )
     p.add_argument("--n-per-category", type=_pos_int, help="samples per category")
 
 
@@ -100,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--guidance", type=_nonneg_float, default=3.0, help="the higher guidance scale shown")
     demo.add_argument("--train-steps", type=_pos_int, help="override train.steps")
     demo.add_argument("--n-per-category", type=_pos_int, help="samples per category")
+
+    study = sub.add_parser("study", help="run a study: a grid of trainings and samplings with a report")
+    ssub = study.add_subparsers(dest="study", required=True, parser_class=_Parser)
+    mc = ssub.add_parser("mode-collapse", help="flat vs hierarchical across guidance, imbalance, data, budget, steps")
+    _common(mc)
+    mc.add_argument("--preset", choices=PRESETS, default="quick", help="quick: ~20 min on 2 CPU cores; full: hours")
+    mc.add_argument("--seeds", type=_pos_int, help="number of seeds (default: the preset's)")
+    mc.add_argument("--out", type=Path, default=Path("runs/study-mode-collapse"))
     return ap
 
 
@@ -144,6 +157,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             "steps": args.steps,
             "guidance": args.guidance,
             "prior_guidance": args.prior_guidance,
+            "guidance_method": args.guidance_method,
             "n_per_category": args.n_per_category,
         }
         if args.command == "sample":
@@ -161,6 +175,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_demo(cfg, args.out, args.guidance, not args.quiet)
         print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; table: {args.out / 'summary.json'}")
         return 0
+    if args.command == "study":
+        from dataclasses import replace
+
+        from taxodiff.studies.mode_collapse import preset_named, run_study
+
+        preset = preset_named(args.preset)
+        preset = replace(preset, seeds=args.seeds or preset.seeds)
+        run_study(_config(args, under=preset.base), preset, args.out, not args.quiet)
+        print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; rows: {args.out / 'results.jsonl'}")
+        return 0
     raise AssertionError(args.command)
 
 
@@ -172,14 +196,18 @@ def _eval_line(r: dict[str, Any]) -> str:
     )
     if "fidelity" in r:
         line += f"  fidelity {r['fidelity']['value']:.3f}  prior KL {r['prior']['overall']['kl']:.4f}"
+    if "features" in r:
+        f = r["features"]["overall"]
+        line += f"  precision {f['precision']:.3f}  recall {f['recall']:.3f}"
+        line += f"  copies {r['features']['memorisation']['rate']:.3f}"
     return line + f"  (classifier held-out accuracy {r['classifier']['accuracy']:.4f})"
 
 
-def _config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Any:
+def _config(args: argparse.Namespace, extra: dict[str, Any] | None = None, under: dict[str, Any] | None = None) -> Any:
     from taxodiff import config
 
     overrides = {"seed": args.seed, "device": args.device, **(extra or {})}
-    return config.load(args.config, {k: v for k, v in overrides.items() if v is not None})
+    return config.load(args.config, {k: v for k, v in overrides.items() if v is not None}, under)
 
 
 if __name__ == "__main__":

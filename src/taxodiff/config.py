@@ -208,18 +208,39 @@ def from_dict(data: Mapping[str, Any] | None, base: RunConfig | None = None) -> 
     return cfg
 
 
-def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """Read a YAML config (None = defaults) and apply dotted overrides such as {"train.steps": 10}."""
-    data: dict[str, Any] = {}
+def load(
+    path: str | Path | None, overrides: Mapping[str, Any] | None = None, under: Mapping[str, Any] | None = None
+) -> RunConfig:
+    """Read a YAML config (None = defaults) and apply dotted overrides such as {"train.steps": 10}.
+
+    ``under``: dotted values that replace the defaults but give way to the file and the overrides (a preset)."""
+    data = _nest({}, under or {})
     if path is not None:
-        data = read_yaml(path)
-    for key, value in (overrides or {}).items():
+        _merge(data, read_yaml(path))
+    return from_dict(_nest(data, overrides or {}))
+
+
+def _merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        if key != "hierarchy" and isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def with_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """``cfg`` with dotted overrides applied, checked."""
+    return from_dict(_nest({}, overrides), base=cfg)
+
+
+def _nest(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in overrides.items():
         node = data
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    return from_dict(data)
+    return data
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -60,12 +60,16 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = True, progress: bool
         runs.atomic_write(run_dir / "config.yaml", config_mod.dump_yaml(cfg))
     result = trainer.train(resume=resume, progress=progress)
     n_params = sum(p.numel() for p in model.parameters())
+    previous = runs.read_json(run_dir / "train.json") if (run_dir / "train.json").exists() else {}
+    if result.resumed_from > 0 and result.step == result.resumed_from and previous.get("steps") == result.step:
+        return previous | {"is_main": trainer.is_main}  # nothing left to train: the record stands
+    earlier = previous.get("seconds", 0.0) if result.resumed_from > 0 else 0.0
     summary = {
         "run_dir": str(run_dir),
         "model": cfg.model,
         "steps": result.step,
         "resumed_from": result.resumed_from,
-        "seconds": round(result.seconds, 1),
+        "seconds": round(earlier + result.seconds, 1),  # all training calls of this run
         "parameters": n_params,
         "precision": trainer.acc.mixed_precision,
         "device": str(trainer.acc.device),

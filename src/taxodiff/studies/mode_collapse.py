@@ -1,0 +1,248 @@
+"""The mode-collapse study: when does a flat conditional model lose or mis-weight modes, and does the
+hierarchical factorisation change that?
+
+A study is a grid. Training regimes ("cells") change what a model learns from: the reference (the
+config as given), sub-class imbalance, a small training set, a short training budget. Every cell
+trains both families, with the same network, data and steps, for every seed. Sampling settings change
+how a trained model is used: guidance scale, guidance rule (plain CFG, the interval rule, CADS) and
+sampling steps; for the hierarchical model the prior's and the decoder's guidance are separate knobs.
+The full sampling grid runs on the reference cell; the other cells are sampled at guidance 0 and at
+one higher scale.
+
+Everything is read back from run directories (``<out>/<cell>/seed<k>/<family>``): each evaluation is a
+row of ``<out>/results.jsonl``, the report is written from those rows. Re-running the study resumes:
+finished training runs and evaluations are reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from taxodiff import config as config_mod
+from taxodiff import runs
+from taxodiff.config import RunConfig
+from taxodiff.errors import TaxodiffError
+
+FAMILIES = ("flat", "hierarchical")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A training regime: a name, what it changes, and how (dotted config overrides, or a function)."""
+
+    name: str
+    description: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    imbalance: float | None = None  # the first subtype of every category gets this share
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A sampling setting. steps None = the config's."""
+
+    guidance: float = 0.0
+    prior_guidance: float = 0.0
+    method: str = "cfg"
+    steps: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"guidance": self.guidance, "guidance_method": self.method}
+        if self.steps is not None:
+            out["steps"] = self.steps
+        return out
+
+    def for_family(self, family: str) -> dict[str, Any]:
+        out = self.overrides()
+        if family == "hierarchical":
+            out["prior_guidance"] = self.prior_guidance
+        return out
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    seeds: int  # number of seeds: the config's seed, +1, +2, ...
+    base: dict[str, Any]  # dotted values replacing the defaults (a user's --config still overrides them)
+    scales: tuple[float, ...]  # guidance scales swept on the reference cell
+    methods: tuple[str, ...]  # guidance rules for the flat model beside plain CFG
+    sampling_steps: tuple[int, ...]  # sampling-step regime (at guidance 0 and the cells' higher scale)
+    cell_scale: float  # the higher scale at which the other cells are sampled
+    short_fraction: float  # the short-training cell trains this fraction of the reference's steps
+    small_data: int  # training-set size of the small-data cell
+    imbalance: float  # the major subtype's share in the imbalance cell
+
+    def cells(self, cfg: RunConfig) -> list[Cell]:
+        short = max(1, round(cfg.train.steps * self.short_fraction))
+        return [
+            Cell("reference", "the config as given"),
+            Cell("imbalanced", f"first subtype of each category at {self.imbalance:g}", imbalance=self.imbalance),
+            Cell("small_data", f"{self.small_data:,} training images", {"data.n_train": self.small_data}),
+            Cell("short_training", f"{short:,} training steps", {"train.steps": short}),
+        ]
+
+    def settings(self, cell: str, family: str, default_steps: int) -> list[Setting]:
+        """Sampling settings of one trained model. At scale 0 the interval rule is plain CFG (not repeated);
+        CADS is not (it anneals the condition even unguided)."""
+        if cell != "reference":
+            return [Setting(0.0), Setting(self.cell_scale)]
+        out = [Setting(w) for w in self.scales]
+        if family == "flat":
+            out += [Setting(w, method=m) for m in self.methods for w in self.scales if w > 0 or m == "cads"]
+        else:
+            out += [Setting(0.0, prior_guidance=w) for w in self.scales if w > 0]
+        steps = [s for s in self.sampling_steps if s != default_steps]
+        out += [Setting(w, steps=s) for s in steps for w in (0.0, self.cell_scale)]
+        return out
+
+
+PRESETS: dict[str, Preset] = {
+    # ~20 minutes on 2 CPU cores: one seed, 16x16 images, a shorter schedule, 128 samples per category.
+    "quick": Preset(
+        name="quick",
+        seeds=1,
+        base={"data.size": 16, "train.steps": 800, "sample.n_per_category": 128},
+        scales=(0.0, 1.0, 3.0, 7.0),
+        methods=("interval", "cads"),
+        sampling_steps=(10, 50),
+        cell_scale=3.0,
+        short_fraction=0.25,
+        small_data=500,
+        imbalance=0.9,
+    ),
+    # the study as specified: 3 seeds, the config's own resolution and budget (hours on a CPU; a GPU helps).
+    "full": Preset(
+        name="full",
+        seeds=3,
+        base={},
+        scales=(0.0, 1.0, 2.0, 3.0, 5.0, 7.0),
+        methods=("interval", "cads"),
+        sampling_steps=(10, 50),
+        cell_scale=3.0,
+        short_fraction=0.25,
+        small_data=500,
+        imbalance=0.9,
+    ),
+}
+
+
+def imbalanced_spec(cfg: RunConfig, major: float) -> dict[str, Any]:
+    """The config's hierarchy with the children of every condition node reweighted: the first gets ``major``,
+    the others share the rest equally."""
+    spec = copy.deepcopy(cfg.build_hierarchy().to_spec())
+
+    def walk(children: dict[str, Any], depth: int) -> None:
+        for value in children.values():
+            if not isinstance(value, dict) or "children" not in value:
+                continue
+            if depth == cfg.cond_level:
+                kids = value["children"]
+                rest = (1 - major) / max(1, len(kids) - 1)
+                for i, name in enumerate(kids):
+                    p = major if i == 0 else rest
+                    kids[name] = {**kids[name], "p": p} if isinstance(kids[name], dict) else p
+            else:
+                walk(value["children"], depth + 1)
+
+    walk(spec, 1)
+    return spec
+
+
+def cell_config(cfg: RunConfig, cell: Cell, seed: int) -> RunConfig:
+    data: dict[str, Any] = {"seed": seed}
+    if cell.imbalance is not None:
+        data["hierarchy"] = imbalanced_spec(cfg, cell.imbalance)
+    out = config_mod.from_dict(data, base=cfg)
+    return config_mod.with_overrides(out, cell.overrides)
+
+
+def record(
+    cell: Cell, seed: int, family: str, setting: Setting, run_dir: Path, ev: dict[str, Any], train: dict[str, Any]
+) -> dict[str, Any]:
+    """One row of results.jsonl: the regime, the setting and the measured numbers (point and 95% interval)."""
+    o = ev["images"]["overall"]
+    row: dict[str, Any] = {
+        "cell": cell.name,
+        "seed": seed,
+        "model": family,
+        "method": setting.method,
+        "guidance": setting.guidance,
+        "prior_guidance": setting.prior_guidance if family == "hierarchical" else None,
+        "steps": ev["sample"]["steps"],
+        "tag": ev["tag"],
+        "run_dir": str(run_dir),
+        "train_steps": train["steps"],
+        "train_seconds": train["seconds"],
+        "n": o["n"],
+        "entropy_data": o["entropy_data"],
+        "coverage_rel": ev["images"]["settings"]["coverage_rel"],
+        "classifier_accuracy": ev["classifier"]["accuracy"],
+        "categories": {
+            c: {k: v[k] for k in ("subtypes", "p_data", "proportions", "coverage", "kl", "off_category")}
+            for c, v in ev["images"]["categories"].items()
+        },
+    }
+    for key in ("kl", "coverage", "entropy", "tv", "off_category"):
+        row[key], row[f"{key}_ci"] = o[key], o["ci"][key]
+    if "fidelity" in ev:
+        row["fidelity"], row["fidelity_ci"] = ev["fidelity"]["value"], ev["fidelity"]["ci"]
+        row["prior_kl"], row["prior_kl_ci"] = ev["prior"]["overall"]["kl"], ev["prior"]["overall"]["ci"]["kl"]
+    if "features" in ev:
+        f = ev["features"]["overall"]
+        row.update({k: f[k] for k in ("precision", "recall", "density", "frechet", "vendi", "vendi_data")})
+        row["prdc_coverage"] = f["coverage"]
+        row["within_subtype_ratio"] = f["within_subtype_ratio"]
+        row["memorisation"] = ev["features"]["memorisation"]["rate"]
+    return row
+
+
+def _done(run_dir: Path, tag: str) -> dict[str, Any] | None:
+    """A finished evaluation of the run's current checkpoint, if eval.json holds one."""
+    path = run_dir / "eval.json"
+    if not path.exists():
+        return None
+    ev = runs.read_json(path)["evaluations"].get(tag)
+    latest = runs.latest_checkpoint(run_dir)
+    if ev is None or latest is None or "features" not in ev:
+        return None
+    step = runs.read_json(latest / "state.json")["step"]
+    return ev if ev.get("checkpoint_step") == step else None
+
+
+def run_study(cfg: RunConfig, preset: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Train, sample and evaluate the whole grid, then write results.jsonl, summary.json and the report."""
+    from taxodiff import pipeline
+    from taxodiff.sampling import sample_tag
+    from taxodiff.studies import mode_collapse_report as report
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    cells = preset.cells(cfg)
+    for cell in cells:
+        for seed in range(cfg.seed, cfg.seed + preset.seeds):
+            cell_cfg = cell_config(cfg, cell, seed)
+            for family in FAMILIES:
+                run_cfg = replace(cell_cfg, model=family)
+                run_dir = out / cell.name / f"seed{seed}" / family
+                train = pipeline.train_run(run_cfg, run_dir, resume=True, progress=progress)
+                for setting in preset.settings(cell.name, family, run_cfg.sample.steps):
+                    ov = setting.for_family(family)
+                    tag = sample_tag(pipeline.sample_settings(run_cfg, ov), family)
+                    ev = _done(run_dir, tag) or pipeline.evaluate_run(run_dir, ov, device=cfg.device, progress=progress)
+                    rows.append(record(cell, seed, family, setting, run_dir, ev, train))
+    runs.atomic_write(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    summary = report.summarise(cfg, preset, cells, rows, round(time.perf_counter() - t0, 1))
+    runs.write_json(out / "summary.json", summary)
+    report.write_report(out, summary, rows)
+    return summary
+
+
+def preset_named(name: str) -> Preset:
+    if name not in PRESETS:
+        raise TaxodiffError(f"--preset {name!r} is invalid: allowed are {', '.join(PRESETS)}")
+    return PRESETS[name]

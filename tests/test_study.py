@@ -1,0 +1,90 @@
+"""The mode-collapse study: its grid, its regimes, its aggregation and findings, and a CLI run on a tiny config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taxodiff import config
+from taxodiff.studies.mode_collapse import PRESETS, cell_config, imbalanced_spec
+from taxodiff.studies.mode_collapse_report import group_rows, verdict
+from tests.conftest import TINY
+from tests.test_cli import run
+
+
+def test_imbalance_reweights_the_subtypes_of_every_category():
+    cfg = config.load(
+        None, {"hierarchy": {"a": {"dog": 0.5, "cat": 0.5}, "b": {"car": 0.2, "truck": 0.3, "boat": 0.5}}}
+    )
+    h = config.from_dict({"hierarchy": imbalanced_spec(cfg, 0.9)}).build_hierarchy()
+    assert h.conditional(0) == pytest.approx([0.9, 0.1])
+    assert h.conditional(1) == pytest.approx([0.9, 0.05, 0.05])
+    assert h.category_probs() == pytest.approx(cfg.build_hierarchy().category_probs())
+
+
+def test_cells_change_only_what_they_name():
+    cfg = config.load(None, {"train.steps": 400})
+    cells = {c.name: c for c in PRESETS["quick"].cells(cfg)}
+    ref = cell_config(cfg, cells["reference"], 3)
+    assert ref.seed == 3 and ref.hierarchy == cfg.hierarchy and ref.train == cfg.train
+    assert cell_config(cfg, cells["short_training"], 0).train.steps == 100
+    assert cell_config(cfg, cells["small_data"], 0).data.n_train == 500
+
+
+def test_sampling_grid_has_no_duplicates_and_separate_prior_knob():
+    p = PRESETS["quick"]
+    for family in ("flat", "hierarchical"):
+        settings = p.settings("reference", family, 25)
+        assert len(set(settings)) == len(settings)
+    hier = p.settings("reference", "hierarchical", 25)
+    assert {(s.guidance, s.prior_guidance) for s in hier} >= {(7.0, 0.0), (0.0, 7.0)}
+    assert all(s.steps != 25 for s in p.settings("reference", "flat", 25))  # no repeat of the default steps
+
+
+def _row(seed, props, kl, ci):  # type: ignore[no-untyped-def]
+    return {
+        "cell": "reference", "model": "flat", "method": "cfg", "guidance": 3.0, "prior_guidance": None, "steps": 25,
+        "seed": seed, "run_dir": f"r{seed}", "tag": "t", "entropy_data": 0.69, "coverage_rel": 0.25,
+        "kl": kl, "kl_ci": ci, "categories": {"animal": {"subtypes": ["dog", "cat"], "p_data": [0.5, 0.5],
+                                                          "proportions": props}},
+    }  # fmt: skip
+
+
+def test_group_rows_mean_and_seed_spread_and_verdicts():
+    g = group_rows([_row(0, [0.5, 0.5], 0.01, [0.0, 0.03]), _row(1, [0.9, 0.1], 0.30, [0.2, 0.4])])[0]
+    assert g["kl"] == pytest.approx(0.155) and g["kl_ci"] == [0.01, 0.30]  # min-max over seeds
+    assert g["categories"]["animal"]["proportions"] == pytest.approx([0.7, 0.3])
+    assert verdict(g).startswith("lost modes (cat in animal; in 1 of 2 seeds)")  # 0.1 < 0.25 * 0.5
+    one = group_rows([_row(0, [0.7, 0.3], 0.09, [0.05, 0.13])])[0]
+    assert one["kl_ci"] == [0.05, 0.13]  # one seed: its bootstrap interval
+    assert verdict(one).startswith("kept every mode but mis-weighted")
+    fine = group_rows([_row(0, [0.5, 0.5], 0.001, [0.0, 0.01])])[0]
+    assert verdict(fine).startswith("kept every mode in the right proportions")
+
+
+def test_study_cli_on_a_tiny_config(tmp_path):
+    out = tmp_path / "study"
+    p = run("study", "mode-collapse", "--config", TINY, "--out", out, "--quiet", "--device", "cpu")
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    cells = {r["cell"] for r in rows}
+    assert cells == {"reference", "imbalanced", "small_data", "short_training"}
+    assert {r["method"] for r in rows if r["model"] == "flat"} == {"cfg", "interval", "cads"}
+    assert any(r["model"] == "hierarchical" and r["prior_guidance"] == 7.0 for r in rows)
+    assert all((tmp_path / "study").exists() for r in rows)
+    md = (out / "report.md").read_text()
+    assert "## Findings" in md and "Reference (the config as given), guidance 0" in md
+    for fig in ("regimes", "guidance_curves", "precision_recall", "proportions"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["train"]["steps"] == 4  # the user's config wins over the preset's values
+    # running again reuses every training run and evaluation
+    p = run("study", "mode-collapse", "--config", TINY, "--out", out, "--quiet", "--device", "cpu")
+    assert p.returncode == 0
+    assert [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()] == rows
+
+
+def test_study_refuses_a_bad_preset():
+    p = run("study", "mode-collapse", "--preset", "huge")
+    assert p.returncode == 2 and "invalid choice: 'huge'" in p.stderr
