@@ -25,3 +25,19 @@ def test_corruption_is_mild_and_seeded():
     a, b = corrupt(x, torch.Generator().manual_seed(0)), corrupt(x, torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
     assert a.std() < 0.15 and a.std() > 0.01
+
+
+def test_style_targets_span_minus_one_to_one():
+    from taxodiff.metrics.classifier import style_targets
+
+    st = StyleConfig(max_offset=0.1, scale=(0.5, 1.0), brightness=(0.2, 0.6))
+    z0 = torch.tensor([[-0.1, 0.1, 0.5, 0.0, 0.2, 0.0], [0.1, -0.1, 1.0, 0.25, 0.6, 1.0]])
+    t = style_targets(z0, st)
+    expected = torch.tensor([[-1.0, 1.0, -1.0, 1.0, 0.0, -1.0, -1.0], [1.0, -1.0, 1.0, 0.0, 1.0, 1.0, 1.0]])
+    assert torch.allclose(t, expected, atol=1e-6)
+
+
+def test_classifier_reports_style_fit():
+    spec = DomainSpec(shapes=("dog", "car"), size=16, style=StyleConfig(), n_train=256, n_test=64, epochs=1, width=8)
+    _, info = domain_classifier(spec, torch.device("cpu"), progress=False)
+    assert info["style_r2"] <= 1.0 and "accuracy" in info

@@ -90,3 +90,25 @@ def test_memorisation_of_copies_and_fresh_images():
     fresh = torch.rand(30, 3, 8, 8, generator=g)
     assert memorisation(copies, train)["rate"] == 1.0
     assert memorisation(fresh, train)["rate"] == 0.0
+
+
+def test_within_subtype_ratio_tells_collapse_inside_modes():
+    from taxodiff.hierarchy import Hierarchy
+    from taxodiff.metrics.samples import feature_metrics
+
+    h = Hierarchy.from_spec({"animal": {"dog": 0.5, "cat": 0.5}})
+    rng = np.random.default_rng(3)
+    leaf = np.repeat([0, 1], 50)
+    real = rng.normal(size=(100, 16)) + 5 * np.eye(16)[leaf]  # two varied clusters
+    z2 = np.zeros(100, dtype=int)
+    same = feature_metrics(h, real, z2, leaf, real, z2, leaf)
+    assert same["overall"]["within_subtype_ratio"] == pytest.approx(1.0)
+    assert same["overall"]["frechet"] == pytest.approx(0.0, abs=1e-6)
+    # every mode present, each collapsed to one image (plus tiny jitter): within-mode diversity ~1 of ~data's
+    collapsed = real[[0] * 50 + [50] * 50] + 1e-6 * rng.normal(size=(100, 16))
+    out = feature_metrics(h, collapsed, z2, leaf, real, z2, leaf)
+    within = out["categories"]["animal"]["within_subtype"]
+    assert within["vendi"] == [pytest.approx(1.0, abs=1e-3)] * 2
+    assert min(within["vendi_data"]) > 3  # the data's clusters are varied ...
+    expected = np.mean([1 / v for v in within["vendi_data"]])  # ... so the ratio is 1 / their Vendi
+    assert out["overall"]["within_subtype_ratio"] == pytest.approx(expected, rel=1e-3)

@@ -60,7 +60,13 @@ def test_group_rows_mean_and_seed_spread_and_verdicts():
     assert one["kl_ci"] == [0.05, 0.13]  # one seed: its bootstrap interval
     assert verdict(one).startswith("kept every mode but mis-weighted")
     fine = group_rows([_row(0, [0.5, 0.5], 0.001, [0.0, 0.01])])[0]
-    assert verdict(fine).startswith("kept every mode in the right proportions")
+    assert verdict(fine).startswith("kept every mode with proportions consistent with the data")
+    unresolved = group_rows([_row(0, [0.6, 0.4], 0.03, [0.01, 0.08])])[0]
+    assert "does not exclude" in verdict(unresolved)
+    failing = group_rows(
+        [{**_row(0, [0.5, 0.5], 0.001, [0.0, 0.01]), "off_category": 0.2, "off_category_ci": [0.1, 0.3]}]
+    )
+    assert verdict(failing[0]).endswith("but images failed: off-category 0.200 [0.100, 0.300]")
 
 
 def test_study_cli_on_a_tiny_config(tmp_path):

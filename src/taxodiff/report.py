@@ -72,7 +72,12 @@ def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, 
         "hierarchy_text": h.describe(),
         "entropy_data": h.entropy(),
         "config": config_mod.to_dict(cfg),
-        "classifier": {"accuracy": clf["accuracy"], "n_test": clf["n_test"], "classes": clf["classes"]},
+        "classifier": {
+            "accuracy": clf["accuracy"],
+            "style_r2": clf.get("style_r2"),
+            "n_test": clf["n_test"],
+            "classes": clf["classes"],
+        },
         "settings": results[0]["images"]["settings"],
         "rows": [_row(r) for r in results],
         "timings_s": timings,
@@ -201,7 +206,13 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         (
             "p",
             f"Images are assigned to subtypes by a domain classifier trained on ground-truth renders: held-out "
-            f"accuracy {summary['classifier']['accuracy']:.4f} on {summary['classifier']['n_test']:,} images.",
+            f"accuracy {summary['classifier']['accuracy']:.4f} on {summary['classifier']['n_test']:,} images"
+            + (
+                f"; its style head explains {summary['classifier']['style_r2']:.2f} of the variance of the style "
+                "factors (held-out R^2), so its features see colour, size and position as well as shape."
+                if summary["classifier"].get("style_r2") is not None
+                else "."
+            ),
         ),
         ("h2", "Subtype proportions"),
         ("img", ("figures/proportions.png", "subtype shares per category, data and models")),

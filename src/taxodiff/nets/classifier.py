@@ -13,6 +13,7 @@ class ClassifierConfig:
     num_classes: int = 4
     width: int = 32
     feature_dim: int = 128  # size of the penultimate features (used by feature-space metrics)
+    style_dim: int = 0  # > 0: a second head regresses the style z0 from the same features
 
 
 class ConvClassifier(nn.Module):
@@ -37,6 +38,7 @@ class ConvClassifier(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, cfg.feature_dim), nn.SiLU()
         )
         self.head = nn.Linear(cfg.feature_dim, cfg.num_classes)
+        self.style_head = nn.Linear(cfg.feature_dim, cfg.style_dim) if cfg.style_dim > 0 else None
 
     def embed(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [-1, 1] -> (B, feature_dim)."""
@@ -45,3 +47,9 @@ class ConvClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> logits (B, num_classes)."""
         return self.head(self.embed(x))
+
+    def style(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> predicted style targets (B, style_dim)."""
+        if self.style_head is None:
+            raise ValueError("this classifier has no style head (style_dim = 0)")
+        return self.style_head(self.embed(x))

@@ -200,14 +200,14 @@ def record(
     return row
 
 
-def _done(run_dir: Path, tag: str) -> dict[str, Any] | None:
-    """A finished evaluation of the run's current checkpoint, if eval.json holds one."""
+def _done(run_dir: Path, tag: str, classifier_key: str) -> dict[str, Any] | None:
+    """A finished evaluation of the run's current checkpoint by the current classifier, if eval.json holds one."""
     path = run_dir / "eval.json"
     if not path.exists():
         return None
     ev = runs.read_json(path)["evaluations"].get(tag)
     latest = runs.latest_checkpoint(run_dir)
-    if ev is None or latest is None or "features" not in ev:
+    if ev is None or latest is None or "features" not in ev or ev["classifier"].get("key") != classifier_key:
         return None
     step = runs.read_json(latest / "state.json")["step"]
     return ev if ev.get("checkpoint_step") == step else None
@@ -216,6 +216,7 @@ def _done(run_dir: Path, tag: str) -> dict[str, Any] | None:
 def run_study(cfg: RunConfig, preset: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
     """Train, sample and evaluate the whole grid, then write results.jsonl, summary.json and the report."""
     from taxodiff import pipeline
+    from taxodiff.evaluate import domain_spec
     from taxodiff.sampling import sample_tag
     from taxodiff.studies import mode_collapse_report as report
 
@@ -230,10 +231,13 @@ def run_study(cfg: RunConfig, preset: Preset, out: Path, progress: bool = True) 
                 run_cfg = replace(cell_cfg, model=family)
                 run_dir = out / cell.name / f"seed{seed}" / family
                 train = pipeline.train_run(run_cfg, run_dir, resume=True, progress=progress)
+                key = domain_spec(run_cfg, run_cfg.build_hierarchy()).key()
                 for setting in preset.settings(cell.name, family, run_cfg.sample.steps):
                     ov = setting.for_family(family)
                     tag = sample_tag(pipeline.sample_settings(run_cfg, ov), family)
-                    ev = _done(run_dir, tag) or pipeline.evaluate_run(run_dir, ov, device=cfg.device, progress=progress)
+                    ev = _done(run_dir, tag, key) or pipeline.evaluate_run(
+                        run_dir, ov, device=cfg.device, progress=progress
+                    )
                     rows.append(record(cell, seed, family, setting, run_dir, ev, train))
     runs.atomic_write(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     summary = report.summarise(cfg, preset, cells, rows, round(time.perf_counter() - t0, 1))

@@ -38,6 +38,13 @@ METRICS = (
     "memorisation",
 )
 KEY = ("cell", "model", "method", "guidance", "prior_guidance", "steps")
+STYLES = {  # series -> (colour, line style), the same in every figure
+    "flat, cfg": ("C0", "-"),
+    "flat, interval": ("C2", "-"),
+    "flat, cads": ("C4", "-"),
+    "hierarchical, decoder guided": ("C1", "--"),
+    "hierarchical, prior guided": ("C3", "--"),
+}
 
 
 def group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,11 +113,25 @@ def verdict(g: dict[str, Any]) -> str:
     if lost:
         seeds_with = sum(any(v["lost_in_seeds"][i] for v in g["categories"].values()) for i in range(n))
         what = "; ".join(f"{', '.join(sorted(s))} in {c}" for c, s in lost.items())
-        return f"lost modes ({what}; in {seeds_with} of {n} seed{'s' * (n > 1)}), KL {_ci(g, 'kl')}"
+        return f"lost modes ({what}; in {seeds_with} of {n} seed{'s' * (n > 1)}), KL {_ci(g, 'kl')}" + _quality(g)
     lo = (g.get("kl_ci") or [g["kl"]])[0]
     if lo > KL_OK:
-        return f"kept every mode but mis-weighted them: KL {_ci(g, 'kl')} (interval above {KL_OK})"
-    return f"kept every mode in the right proportions: KL {_ci(g, 'kl')}"
+        text = f"kept every mode but mis-weighted them: KL {_ci(g, 'kl')} (interval above {KL_OK})"
+    elif g["kl"] > KL_OK:
+        text = f"kept every mode; KL {_ci(g, 'kl')} is above {KL_OK} but its interval does not exclude the data's"
+    else:
+        text = f"kept every mode with proportions consistent with the data: KL {_ci(g, 'kl')}"
+    return text + _quality(g)
+
+
+def _quality(g: dict[str, Any]) -> str:
+    """Off-category rate and (hierarchical) fidelity when they show failed images, not modes."""
+    bad = []
+    if g.get("off_category", 0) > 0.02:
+        bad.append(f"off-category {_ci(g, 'off_category')}")
+    if g.get("fidelity", 1) < 0.95:
+        bad.append(f"fidelity {_ci(g, 'fidelity')}")
+    return f", but images failed: {', '.join(bad)}" if bad else ""
 
 
 def findings(
@@ -213,7 +234,7 @@ def _series(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         if g["model"] == "flat" and g["guidance"] == 0 and g["method"] == "cfg":  # no guidance: interval = cfg
             out.setdefault("flat, interval", []).append({**g, "x": 0.0})
         out.setdefault(label, []).append({**g, "x": x})
-    return {k: sorted(v, key=lambda g: g["x"]) for k, v in out.items() if len(v) > 1}
+    return {k: sorted(out[k], key=lambda g: g["x"]) for k in STYLES if len(out.get(k, [])) > 1}
 
 
 def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
@@ -227,13 +248,15 @@ def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
         for name, gs in series.items():
             x = [g["x"] for g in gs]
             y = [g[m] for g in gs]
-            style = "--" if "hierarchical" in name else "-"
-            (line,) = ax.plot(x, y, style, marker="o", label=name)
+            colour, ls = STYLES[name]
+            ax.plot(x, y, ls, color=colour, marker="o", label=name)
             ci = [g.get(f"{m}_ci") for g in gs]
             if all(c is not None for c in ci):
-                ax.fill_between(x, [c[0] for c in ci], [c[1] for c in ci], color=line.get_color(), alpha=0.15)
+                ax.fill_between(x, [c[0] for c in ci], [c[1] for c in ci], color=colour, alpha=0.12)
         if m == "entropy":
             ax.axhline(summary["groups"][0]["entropy_data"], color="0.5", lw=0.8, ls=":", label="data")
+        if m == "coverage":
+            ax.set_ylim(-0.02, 1.05)
         ax.set_xlabel("guidance scale")
         ax.set_title(label, fontsize=10)
     axes[0].legend(fontsize=7)
@@ -262,8 +285,8 @@ def precision_recall(summary: dict[str, Any], path: Path) -> Path:
             ax.annotate(f"{w:g}", (r, p), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("recall (share of real images inside the generated manifold)")
     ax.set_ylabel("precision")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
+    ax.set_xlim(right=1.01)
+    ax.set_ylim(top=1.01)
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title("Precision and recall against guidance (labels: scale)", fontsize=10)
     return _save(fig, path)
@@ -275,15 +298,16 @@ def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
     plt = _plt()
     steps = summary["config"]["sample"]["steps"]
     cells = [c["name"] for c in summary["cells"]]
+    w = summary["cell_scale"]
     bars = [
-        ("flat", 0.0),
-        ("hierarchical", 0.0),
-        ("flat", summary["cell_scale"]),
-        ("hierarchical", summary["cell_scale"]),
+        ("flat", 0.0, "#9ecae1"),
+        ("flat", w, "#3182bd"),
+        ("hierarchical", 0.0, "#fdae6b"),
+        ("hierarchical", w, "#e6550d"),
     ]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / len(bars)
-    for i, (model, w) in enumerate(bars):
+    for i, (model, w, colour) in enumerate(bars):
         vals, lo, hi = [], [], []
         for c in cells:
             g = find(
@@ -308,7 +332,7 @@ def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
             yerr=[lo, hi],
             capsize=2,
             label=f"{model}, guidance {w:g}",
-            hatch="//" if model == "hierarchical" else None,
+            color=colour,
         )
     ax.axhline(KL_OK, color="0.4", lw=0.8, ls=":")
     ax.set_xticks(np.arange(len(cells)), [c.replace("_", " ") for c in cells])

@@ -1,0 +1,70 @@
+"""Peak memory of training and sampling the hierarchical model at 32x32 (the default) and 64x64.
+
+    python benchmarks/bench_memory.py [--steps 5]
+
+Each measurement runs in a fresh process (peak resident memory, ru_maxrss, is per process): the process
+builds the model and its training data, then runs a few training steps of batch 64, or samples one batch of
+256 with the default sampler. The baseline (the same process up to the first step) is printed beside it, so
+the difference is what training or sampling itself costs. On a GPU, peak CUDA memory is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+CHILD = r"""
+import json, resource, sys, torch
+from taxodiff import config, pipeline, seeds
+from taxodiff._malloc import tune_malloc
+from taxodiff.models import build_model
+from taxodiff.train import Trainer, resolve_device
+size, phase, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+tune_malloc()
+cfg = config.load(None, {"data.size": size, "train.steps": steps, "train.checkpoint_every": 10**6})
+device = resolve_device("auto")
+data = pipeline.training_data(cfg)
+model = build_model(cfg, cfg.build_hierarchy())
+def rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = rss_mib()
+if phase == "train":
+    tr = Trainer(model, data, cfg.train, "/tmp/taxodiff-bench-memory", 0, "auto")
+    for _ in range(steps):
+        tr.train_step(); tr.step += 1
+else:
+    from taxodiff.sampling import generate
+    from dataclasses import replace
+    model = model.to(device).eval()
+    generate(model, cfg, replace(cfg.sample, n_per_category=128), 0, progress=False)
+cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+print(json.dumps({"base_mib": base, "peak_mib": rss_mib(), "cuda_mib": cuda}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=5)
+    args = ap.parse_args()
+    print(f"{'size':>6} {'phase':>8} {'baseline MiB':>13} {'peak MiB':>9} {'peak - baseline':>16} {'CUDA MiB':>9}")
+    for size in (32, 64):
+        for phase in ("train", "sample"):
+            p = subprocess.run(
+                [sys.executable, "-c", CHILD, str(size), phase, str(args.steps)], capture_output=True, text=True
+            )
+            if p.returncode != 0:
+                print(p.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(1)
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            cuda = "" if r["cuda_mib"] is None else f"{r['cuda_mib']:9.0f}"
+            print(
+                f"{size:>6} {phase:>8} {r['base_mib']:13.0f} {r['peak_mib']:9.0f} "
+                f"{r['peak_mib'] - r['base_mib']:16.0f} {cuda:>9}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
