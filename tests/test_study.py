@@ -66,7 +66,7 @@ def test_group_rows_mean_and_seed_spread_and_verdicts():
     failing = group_rows(
         [{**_row(0, [0.5, 0.5], 0.001, [0.0, 0.01]), "off_category": 0.2, "off_category_ci": [0.1, 0.3]}]
     )
-    assert verdict(failing[0]).endswith("but images failed: off-category 0.200 [0.100, 0.300]")
+    assert verdict(failing[0]).endswith("; images failed: off-category 0.200 [0.100, 0.300]")
 
 
 def test_study_cli_on_a_tiny_config(tmp_path):

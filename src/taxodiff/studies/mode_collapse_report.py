@@ -131,7 +131,7 @@ def _quality(g: dict[str, Any]) -> str:
         bad.append(f"off-category {_ci(g, 'off_category')}")
     if g.get("fidelity", 1) < 0.95:
         bad.append(f"fidelity {_ci(g, 'fidelity')}")
-    return f", but images failed: {', '.join(bad)}" if bad else ""
+    return f"; images failed: {', '.join(bad)}" if bad else ""
 
 
 def findings(
