@@ -296,8 +296,12 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
         for r in summary["rows"]
     }
     figures.proportions_chart(cats, series, out / "figures" / "proportions.png")
-    bl = blocks(summary, out)
+    return write_pages(out, blocks(summary, out), "taxodiff demo report")
+
+
+def write_pages(out: Path, bl: list[tuple[str, Any]], title: str) -> tuple[Path, Path]:
+    """The same blocks as ``out/report.md`` and ``out/report.html``, each written atomically."""
     md, page = out / "report.md", out / "report.html"
     runs.atomic_write(md, to_markdown(bl))
-    runs.atomic_write(page, to_html(bl, "taxodiff demo report"))
+    runs.atomic_write(page, to_html(bl, title))
     return md, page

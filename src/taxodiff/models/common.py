@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -64,3 +66,25 @@ def guided_denoiser(
     net: CondNet, cond: Tensor, sc: SampleConfig, scale: float, process: GaussianProcess, gen: torch.Generator
 ) -> Denoiser:
     return guided(net, cond, guidance_rule(sc, scale), process.alphas_cumprod, gen)
+
+
+def sample_images(
+    net: CondNet,
+    cond: Tensor,
+    sc: SampleConfig,
+    process: GaussianProcess,
+    size: int,
+    gen: torch.Generator,
+    progress: Callable[[int], None] | None = None,
+) -> Tensor:
+    """Images (B, 3, size, size) in [-1, 1] from an image denoiser under the sampling config's guidance."""
+    x = process.sample(
+        guided_denoiser(net, cond, sc, sc.guidance, process, gen),
+        (len(cond), 3, size, size),
+        gen,
+        sc.sampler,
+        sc.steps,
+        cond.device,
+        progress,
+    )
+    return x.clamp(-1, 1)

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from taxodiff.config import RunConfig, SampleConfig
 from taxodiff.hierarchy import Hierarchy
-from taxodiff.models.common import decoder_net, gaussian_process, guided_denoiser, image_loss
+from taxodiff.models.common import decoder_net, gaussian_process, image_loss, sample_images
 
 
 class FlatModel(nn.Module):
@@ -45,14 +45,5 @@ class FlatModel(nn.Module):
         """Images (B, 3, H, W) in [-1, 1] for categories z2 (B,)."""
         device = next(self.parameters()).device
         cond = self.condition(z2.to(device))
-        s = self.cfg.data.size
-        x = self.process.sample(
-            guided_denoiser(self.net, cond, sc, sc.guidance, self.process, gen),
-            (len(z2), 3, s, s),
-            gen,
-            sc.sampler,
-            sc.steps,
-            device,
-            progress,
-        )
-        return {"images": x.clamp(-1, 1)}
+        x = sample_images(self.net, cond, sc, self.process, self.cfg.data.size, gen, progress)
+        return {"images": x}

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from taxodiff.config import RunConfig, SampleConfig
 from taxodiff.hierarchy import Hierarchy
-from taxodiff.models.common import decoder_net, gaussian_process, guided_denoiser, image_loss
+from taxodiff.models.common import decoder_net, gaussian_process, guided_denoiser, image_loss, sample_images
 from taxodiff.nets.mlp import MLPConfig, MLPDenoiser
 
 
@@ -85,14 +85,5 @@ class TwoStageModel(nn.Module):
     ) -> dict[str, Tensor]:
         """Images (B, 3, H, W) in [-1, 1], the prior's z1 samples (B, d) and their nearest anchors (B,)."""
         z1 = self.sample_prior(z2, sc, gen)
-        s = self.cfg.data.size
-        x = self.process.sample(
-            guided_denoiser(self.decoder, z1, sc, sc.guidance, self.process, gen),
-            (len(z2), 3, s, s),
-            gen,
-            sc.sampler,
-            sc.steps,
-            z1.device,
-            progress,
-        )
-        return {"images": x.clamp(-1, 1), "z1": z1, "z1_anchor": self.nearest_anchor(z1)}
+        x = sample_images(self.decoder, z1, sc, self.process, self.cfg.data.size, gen, progress)
+        return {"images": x, "z1": z1, "z1_anchor": self.nearest_anchor(z1)}

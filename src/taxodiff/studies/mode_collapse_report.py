@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from taxodiff import config as config_mod
-from taxodiff import runs
 from taxodiff.config import RunConfig
-from taxodiff.report import KL_OK, to_html, to_markdown
+from taxodiff.report import KL_OK, write_pages
 
 METRICS = (
     "kl",
@@ -500,8 +499,4 @@ def write_report(out: Path, summary: dict[str, Any], rows: list[dict[str, Any]])
     cats = {c: {"subtypes": v["subtypes"], "p_data": v["p_data"]} for c, v in first["categories"].items()}
     series = {k: {c: v["proportions"] for c, v in g["categories"].items()} for k, g in picks.items()}
     figures.proportions_chart(cats, series, out / "figures" / "proportions.png")
-    bl = blocks(summary, out)
-    md, page = out / "report.md", out / "report.html"
-    runs.atomic_write(md, to_markdown(bl))
-    runs.atomic_write(page, to_html(bl, "taxodiff mode-collapse study"))
-    return md, page
+    return write_pages(out, blocks(summary, out), "taxodiff mode-collapse study")
