@@ -27,6 +27,8 @@ def test_lr_schedule(tiny_cfg):
     t = replace(tiny_cfg.train, steps=100, warmup=10)
     assert lr_factor(0, t) == pytest.approx(0.1) and lr_factor(9, t) == pytest.approx(1.0)
     assert lr_factor(99, t) == pytest.approx(0.1, abs=0.01)
+    c = replace(t, lr_schedule="constant", warmup=0)
+    assert [lr_factor(s, c) for s in (0, 50, 99, 500)] == [1.0] * 4
 
 
 @pytest.mark.parametrize("family", ["flat", "hierarchical"])

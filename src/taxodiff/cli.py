@@ -1,6 +1,7 @@
 """Command line: parse, build configs, call the library. Heavy imports happen inside the commands.
 
 taxodiff data preview | train | sample | evaluate | demo | study mode-collapse
+taxodiff rhm train | sample | evaluate | study rhm-learning | rhm-phase-transition
 """
 
 from __future__ import annotations
@@ -113,6 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--preset", choices=PRESETS, default="quick", help="quick: ~20 min on 2 CPU cores; full: hours")
     mc.add_argument("--seeds", type=_pos_int, help="number of seeds (default: the preset's)")
     mc.add_argument("--out", type=Path, default=Path("runs/study-mode-collapse"))
+    rl = ssub.add_parser("rhm-learning", help="RHM: validity per level and copies against P and training time")
+    _common(rl)
+    rl.add_argument("--preset", choices=PRESETS, default="quick", help="quick: minutes on 2 CPU cores; full: hours")
+    rl.add_argument("--out", type=Path, default=Path("runs/study-rhm-learning"))
+    rp = ssub.add_parser("rhm-phase-transition", help="RHM: noise to t, denoise (BP and a model), class kept vs t")
+    _common(rp)
+    rp.add_argument("--preset", choices=PRESETS, default="quick")
+    rp.add_argument("--run-dir", type=Path, help="a trained RHM run (default: train one under --out)")
+    rp.add_argument("--out", type=Path, default=Path("runs/study-rhm-phase"))
+
+    rhm = sub.add_parser("rhm", help="diffusion on the Random Hierarchy Model (train, sample, evaluate)")
+    rsub = rhm.add_subparsers(dest="rhm_command", required=True, parser_class=_Parser)
+    rt = rsub.add_parser("train", help="train a sequence model on RHM data (resumes an interrupted run)")
+    _common(rt)
+    rt.add_argument("--run-dir", type=Path, default=Path("runs/rhm"))
+    rt.add_argument("--train-steps", type=_pos_int, help="override train.steps")
+    rt.add_argument("--arch", choices=("tree_unet", "transformer"), help="network (default: the config's)")
+    rt.add_argument("--process", choices=("discrete", "gaussian"), help="diffusion process (default: discrete)")
+    rt.add_argument("--n-train", type=_pos_int, help="training sequences P")
+    rt.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
+    rt.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    for name, text in (("sample", "sample a trained RHM run"), ("evaluate", "score samples: validity, copies, rules")):
+        sp = rsub.add_parser(name, help=text)
+        _common(sp, config=False)
+        sp.add_argument("--run-dir", type=Path, required=True)
+        sp.add_argument("--denoiser", choices=("model", "bp"), help="model (default) or bp: exact belief propagation")
+        sp.add_argument("--n", type=_pos_int, help="number of sequences")
     return ap
 
 
@@ -175,6 +203,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_demo(cfg, args.out, args.guidance, not args.quiet)
         print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; table: {args.out / 'summary.json'}")
         return 0
+    if args.command == "rhm":
+        return _rhm(args)
+    if args.command == "study" and args.study.startswith("rhm-"):
+        return _rhm_study(args)
     if args.command == "study":
         from dataclasses import replace
 
@@ -186,6 +218,68 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; rows: {args.out / 'results.jsonl'}")
         return 0
     raise AssertionError(args.command)
+
+
+def _rhm(args: argparse.Namespace) -> int:
+    from taxodiff import rhm_pipeline
+
+    if args.rhm_command == "train":
+        extra = {
+            "train.steps": args.train_steps,
+            "net.arch": args.arch,
+            "diffusion.process": args.process,
+            "data.n_train": args.n_train,
+        }
+        cfg = _rhm_config(args, extra)
+        if args.dry_run:
+            from taxodiff.config import dump_yaml
+
+            print(dump_yaml(cfg), end="")
+            return 0
+        from taxodiff.train import finish_distributed
+
+        summary = rhm_pipeline.train_run(cfg, args.run_dir, resume=not args.no_resume, progress=not args.quiet)
+        if summary["is_main"]:
+            print(f"trained rhm to step {summary['steps']} in {summary['seconds']} s: {args.run_dir}")
+        finish_distributed()
+        return 0
+    overrides = {"denoiser": args.denoiser, "n_samples": args.n}
+    if args.rhm_command == "sample":
+        path, _ = rhm_pipeline.sample_run(args.run_dir, overrides, args.device, not args.quiet)
+        print(path)
+        return 0
+    r = rhm_pipeline.evaluate_run(args.run_dir, overrides, args.device, not args.quiet)
+    v = r["validity"]
+    levels = "  ".join(f"l{k} {x:.3f}" for k, x in enumerate(v["sequences"], start=1))
+    print(
+        f"rhm {r['tag']} (step {r['checkpoint_step']}): valid {levels} (chance whole {v['chance_sequences'][-1]:.1e})"
+        f"  copies {r['memorisation']['copies']:.3f}  distinct {r['memorisation']['distinct']:.3f}"
+    )
+    print(args.run_dir / "eval.json")
+    return 0
+
+
+def _rhm_study(args: argparse.Namespace) -> int:
+    cfg = _rhm_config(args)
+    if args.study == "rhm-learning":
+        from taxodiff.studies.rhm_learning import PRESETS as LEARNING
+        from taxodiff.studies.rhm_learning import run_study
+
+        run_study(cfg, LEARNING[args.preset], args.out, not args.quiet)
+    else:
+        from taxodiff.studies.rhm_phase import PRESETS as PHASE
+        from taxodiff.studies.rhm_phase import run_study as run_phase
+
+        run_phase(cfg, PHASE[args.preset], args.out, args.run_dir, not args.quiet)
+    print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; rows: {args.out / 'results.jsonl'}")
+    return 0
+
+
+def _rhm_config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Any:
+    from taxodiff import rhm_config
+
+    overrides = {"seed": args.seed, "device": args.device, **(extra or {})}
+    return rhm_config.load(args.config, {k: v for k, v in overrides.items() if v is not None})
 
 
 def _eval_line(r: dict[str, Any]) -> str:

@@ -75,6 +75,7 @@ class TrainConfig:
     lr: float = 2e-3
     prior_lr: float = 1e-3
     warmup: int = 100
+    lr_schedule: str = "cosine"  # after warm-up: "cosine" decay to 10% at the last step, or "constant"
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.995
@@ -141,6 +142,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model": FAMILIES,
     "device": DEVICES,
     "train.precision": PRECISIONS,
+    "train.lr_schedule": ("cosine", "constant"),
     "sample.sampler": SAMPLERS,
     "sample.prior_sampler": SAMPLERS,
     "sample.guidance_method": GUIDANCE_METHODS,
@@ -203,7 +205,7 @@ _NONNEG = {
 
 def from_dict(data: Mapping[str, Any] | None, base: RunConfig | None = None) -> RunConfig:
     """Overlay a (possibly partial) nested mapping on ``base`` (default: the defaults), then check it."""
-    cfg = _overlay(base or RunConfig(), data or {}, "")
+    cfg = overlay(base or RunConfig(), data or {}, "")
     check(cfg)
     return cfg
 
@@ -214,26 +216,26 @@ def load(
     """Read a YAML config (None = defaults) and apply dotted overrides such as {"train.steps": 10}.
 
     ``under``: dotted values that replace the defaults but give way to the file and the overrides (a preset)."""
-    data = _nest({}, under or {})
+    data = nest({}, under or {})
     if path is not None:
-        _merge(data, read_yaml(path))
-    return from_dict(_nest(data, overrides or {}))
+        merge(data, read_yaml(path))
+    return from_dict(nest(data, overrides or {}))
 
 
-def _merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
+def merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
     for key, value in data.items():
         if key != "hierarchy" and isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
+            merge(into[key], value)
         else:
             into[key] = value
 
 
 def with_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
     """``cfg`` with dotted overrides applied, checked."""
-    return from_dict(_nest({}, overrides), base=cfg)
+    return from_dict(nest({}, overrides), base=cfg)
 
 
-def _nest(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+def nest(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in overrides.items():
         node = data
         *parents, leaf = key.split(".")
@@ -277,7 +279,7 @@ def dump_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def _overlay(obj: Any, data: Mapping[str, Any], prefix: str) -> Any:
+def overlay(obj: Any, data: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(data, Mapping):
         raise TaxodiffError(f"config section {prefix.rstrip('.') or 'top'} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(obj)}
@@ -289,7 +291,7 @@ def _overlay(obj: Any, data: Mapping[str, Any], prefix: str) -> Any:
             raise TaxodiffError(f"unknown config key {name!r}; allowed here: {', '.join(fields)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
-            changes[key] = _overlay(current, value, f"{name}.")
+            changes[key] = overlay(current, value, f"{name}.")
         else:
             changes[key] = _coerce(value, hints[key], name)
     return dataclasses.replace(obj, **changes)
@@ -324,12 +326,12 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     return value
 
 
-def _flat(cfg: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
         if dataclasses.is_dataclass(v):
-            out.update(_flat(v, f"{prefix}{f.name}."))
+            out.update(flatten(v, f"{prefix}{f.name}."))
         else:
             out[f"{prefix}{f.name}"] = v
     return out
@@ -340,21 +342,28 @@ def _check_pair(key: str, pair: tuple[float, ...], lo: float, hi: float) -> None
         raise TaxodiffError(f"{key} = {list(pair)} is invalid: allowed are two numbers a < b in [{lo}, {hi}]")
 
 
-def check(cfg: RunConfig) -> None:
-    """Raise TaxodiffError naming the first invalid value."""
-    flat = _flat(cfg)
-    for key, allowed in _CHOICES.items():
+def check_values(
+    cfg: Any, choices: Mapping[str, tuple[str, ...]], positive: set[str], nonneg: set[str], unit: set[str]
+) -> None:
+    """Raise TaxodiffError naming the first value outside its choices or range (keys are dotted paths)."""
+    flat = flatten(cfg)
+    for key, allowed in choices.items():
         if flat[key] not in allowed:
             raise TaxodiffError(f"{key} = {flat[key]!r} is invalid: allowed are {', '.join(allowed)}")
-    for key in _POSITIVE:
+    for key in positive:
         if not flat[key] > 0:
             raise TaxodiffError(f"{key} = {flat[key]!r} is invalid: allowed is a positive number")
-    for key in _NONNEG:
+    for key in nonneg:
         if flat[key] < 0:
             raise TaxodiffError(f"{key} = {flat[key]!r} is invalid: allowed is a number >= 0")
-    for key in _UNIT:
+    for key in unit:
         if not 0 <= flat[key] <= 1:
             raise TaxodiffError(f"{key} = {flat[key]!r} is invalid: allowed is a number in [0, 1]")
+
+
+def check(cfg: RunConfig) -> None:
+    """Raise TaxodiffError naming the first invalid value."""
+    check_values(cfg, _CHOICES, _POSITIVE, _NONNEG, _UNIT)
     if any(c < 8 or c % 8 for c in cfg.net.channels):
         raise TaxodiffError(f"net.channels = {list(cfg.net.channels)} is invalid: allowed are multiples of 8")
     divisor = cfg.net.patch * 2 ** (len(cfg.net.channels) - 1)

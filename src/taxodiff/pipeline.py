@@ -8,6 +8,7 @@ preview(cfg, out)                       a PNG grid of training images per catego
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,22 @@ def training_data(cfg: RunConfig) -> Any:
     return make_images(h, cfg.data.n_train, cfg.data.size, seeds.derive(cfg.seed, "data"), style_of(cfg))
 
 
-def _check_existing(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
-    """An existing run continues only with the same config (save for the step count and the device)."""
+def check_existing(cfg: Any, run_dir: Path, resume: bool, load: Callable[[dict[str, Any]], Any]) -> None:
+    """An existing run continues only with the same config, save for the step count, the device and the
+    sampling settings (which do not change training)."""
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return
     if not resume:
         raise TaxodiffError(f"run directory {str(run_dir)!r} already holds a run: pick another --run-dir or resume")
-    old = config_mod.from_dict(config_mod.read_yaml(saved))
-    if replace(old, train=replace(old.train, steps=cfg.train.steps), device=cfg.device) != cfg:
+    try:
+        old = load(config_mod.read_yaml(saved))
+    except TaxodiffError:
+        old = None  # a run of another kind
+    same = old is not None and replace(
+        old, train=replace(old.train, steps=cfg.train.steps), device=cfg.device, sample=cfg.sample
+    )
+    if old is None or same != cfg:
         raise TaxodiffError(
             f"run directory {str(run_dir)!r} holds a run with a different config: pick another --run-dir"
         )
@@ -45,16 +53,26 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = True, progress: bool
 
     from taxodiff._malloc import tune_malloc
     from taxodiff.models import build_model
-    from taxodiff.train import Trainer
 
-    tune_malloc()
-    run_dir = Path(run_dir)
-    _check_existing(cfg, run_dir, resume)
+    tune_malloc()  # before the images are rendered
+    check_existing(cfg, Path(run_dir), resume, config_mod.from_dict)
     h = cfg.build_hierarchy()
     data = training_data(cfg)
     torch.manual_seed(seeds.derive(cfg.seed, "init") % 2**31)
     model = build_model(cfg, h)
-    state = {"config": config_mod.to_dict(cfg), "family": cfg.model}
+    return run_trainer(model, data, cfg, cfg.model, Path(run_dir), resume, progress)
+
+
+def run_trainer(
+    model: Any, data: Any, cfg: Any, family: str, run_dir: Path, resume: bool = True, progress: bool = True
+) -> dict[str, Any]:
+    """Train any model family with the one trainer; write config.yaml and train.json (rank 0). ``cfg`` is a
+    run config with ``seed``, ``device`` and ``train``."""
+    from taxodiff._malloc import tune_malloc
+    from taxodiff.train import Trainer
+
+    tune_malloc()
+    state = {"config": config_mod.to_dict(cfg), "family": family}
     trainer = Trainer(model, data, cfg.train, run_dir, cfg.seed, cfg.device, state)
     if trainer.is_main:
         runs.atomic_write(run_dir / "config.yaml", config_mod.dump_yaml(cfg))
@@ -66,7 +84,7 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = True, progress: bool
     earlier = previous.get("seconds", 0.0) if result.resumed_from > 0 else 0.0
     summary = {
         "run_dir": str(run_dir),
-        "model": cfg.model,
+        "model": family,
         "steps": result.step,
         "resumed_from": result.resumed_from,
         "seconds": round(earlier + result.seconds, 1),  # all training calls of this run
@@ -87,9 +105,19 @@ def stored_config(run_dir: Path) -> tuple[Path, RunConfig]:
     state = runs.read_json(ckpt / "state.json")
     if not isinstance(state, dict) or state.get("format") != runs.FORMAT:
         raise TaxodiffError(f"{str(ckpt)!r} is not a taxodiff checkpoint")
-    if "config" not in state:
-        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff image model")
+    check_family(ckpt, state, ("flat", "hierarchical"))
     return ckpt, config_mod.from_dict(state["config"])
+
+
+def check_family(ckpt: Path, state: Any, families: tuple[str, ...]) -> None:
+    """Refuse a checkpoint without a stored config, or of a model family this command does not take."""
+    if "config" not in state:
+        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff model")
+    family = state.get("family", "flat" if state["config"].get("model") == "flat" else "hierarchical")
+    if family not in families:
+        raise TaxodiffError(
+            f"checkpoint {str(ckpt)!r} holds a {family!r} model: this command takes {', '.join(families)}"
+        )
 
 
 def sample_run(

@@ -23,8 +23,9 @@ def load_model(path: str | Path, device: torch.device, ema: bool = True) -> tupl
     """Rebuild a model from a run (or checkpoint) directory: its stored config and (EMA) weights."""
     ckpt = runs.resolve_checkpoint(path)
     tensors, state = runs.load_checkpoint(ckpt, ("model", "ema"))
-    if "config" not in state:
-        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff image model")
+    from taxodiff.pipeline import check_family
+
+    check_family(ckpt, state, ("flat", "hierarchical"))
     cfg = config_mod.from_dict(state["config"])
     model = build_model(cfg, cfg.build_hierarchy())
     weights = dict(tensors["model"])

@@ -2,7 +2,7 @@
 
 A model is an ``nn.Module`` whose ``forward(batch, gen)`` returns ``{"loss": scalar, ...}``, with ``param_groups()``; a
 dataset is anything with ``__len__`` and ``batch(indices) -> {name: tensor}``. The trainer owns the
-optimiser (AdamW, warm-up then cosine decay), the EMA of the weights, bf16 autocast where it pays,
+optimiser (AdamW, warm-up then cosine decay or a constant rate), the EMA of the weights, bf16 autocast where it pays,
 gradient all-reduce across processes, logging to ``metrics.jsonl`` and checkpoints. Batches and noise are
 drawn from generators seeded by (seed, step), so a resumed run continues exactly where it stopped.
 Under ``accelerate launch`` every rank takes its share of each global batch; rank 0 writes.
@@ -70,9 +70,11 @@ def make_accelerator(device: str, precision: str) -> Any:
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak at the last step."""
+    """Linear warm-up, then cosine decay to 10% of the peak at the last step (or the peak throughout)."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
+    if cfg.lr_schedule == "constant":
+        return 1.0
     span = max(1, cfg.steps - cfg.warmup)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / span)))
 

@@ -30,7 +30,7 @@ class GaussianConfig:
     clip_sample: bool = True  # clip predicted x_0 to [-clip_range, clip_range] in DDPM / DDIM steps
     clip_range: float = 1.0
     min_snr_gamma: float = 0.0  # > 0: min-SNR loss weighting (Hang et al. 2023)
-    prediction: str = "epsilon"  # what the network predicts: "epsilon" or "v_prediction" (Salimans & Ho 2022)
+    prediction: str = "epsilon"  # what the network predicts: "epsilon", "v_prediction" (Salimans & Ho) or "sample"
 
 
 def _scheduler_classes() -> dict[str, Any]:
@@ -73,13 +73,21 @@ class GaussianProcess:
         return self.train_scheduler.add_noise(x0, noise, t).to(x0.dtype)
 
     def loss(
-        self, eps_model: Callable[[Tensor, Tensor], Tensor], x0: Tensor, gen: torch.Generator, reduce: bool = True
+        self,
+        eps_model: Callable[[Tensor, Tensor], Tensor],
+        x0: Tensor,
+        gen: torch.Generator,
+        reduce: bool = True,
+        t: Tensor | None = None,
     ) -> Tensor:
-        """Weighted eps- (or v-) prediction MSE at t ~ U{0..T-1}. eps_model: (x_t, t) -> eps; x0: (B, ...)."""
-        t = torch.randint(0, self.T, (x0.shape[0],), generator=gen).to(x0.device)
+        """Weighted eps- (or v-) prediction MSE at t ~ U{0..T-1} (or the given t). eps_model: (x_t, t) -> eps."""
+        if t is None:
+            t = torch.randint(0, self.T, (x0.shape[0],), generator=gen).to(x0.device)
         noise = torch.randn(x0.shape, generator=gen).to(x0.device)
         xt = self.add_noise(x0, noise, t)
-        target = noise if self.cfg.prediction == "epsilon" else self.train_scheduler.get_velocity(x0, noise, t)
+        target = {"epsilon": noise, "sample": x0}.get(self.cfg.prediction)
+        if target is None:
+            target = self.train_scheduler.get_velocity(x0, noise, t)
         err = (eps_model(xt, t).float() - target).pow(2)
         per_sample = err.flatten(1).mean(1) * self.weight(t)
         return per_sample.mean() if reduce else per_sample
@@ -103,12 +111,18 @@ class GaussianProcess:
         steps: int = 20,
         device: torch.device | str = "cpu",
         progress: Callable[[int], None] | None = None,
+        start: Tensor | None = None,
+        t_start: int | None = None,
     ) -> Tensor:
-        """Run the reverse process from pure noise with ``steps`` denoiser calls."""
+        """Run the reverse process from pure noise with ``steps`` denoiser calls, or from ``start``, a draw of
+        x_t at timestep ``t_start``, through the remaining timesteps <= t_start."""
         sched = self.scheduler(sampler)
         sched.set_timesteps(steps)
-        x = torch.randn(shape, generator=gen).to(device) * sched.init_noise_sigma
-        for t in sched.timesteps:
+        if start is None:
+            x, timesteps = torch.randn(shape, generator=gen).to(device) * sched.init_noise_sigma, sched.timesteps
+        else:
+            x, timesteps = start.to(device), [t for t in sched.timesteps if int(t) <= (t_start or 0)]
+        for t in timesteps:
             tb = torch.full((shape[0],), int(t), device=device, dtype=torch.long)
             eps = denoiser(x, tb).float()
             kwargs = {"generator": gen} if sampler == "ddpm" else {}
