@@ -145,3 +145,29 @@ def test_bp_recovers_a_clean_sequence():
     marg = BeliefPropagation(g).marginals(loglik)
     assert torch.equal(marg[0][:, 0].argmax(1), t.classes)
     assert torch.equal(marg[-1].argmax(2), t.tokens)
+
+
+def test_rule_usage_copies_and_root_modes_by_hand():
+    from taxodiff.metrics.rhm import copies, root_modes, rule_usage, sequence_metrics
+
+    g = Grammar(SMALL[0])  # v=4, n=2, m=2, s=2, L=3: 256 sequences
+    every = _all_trees(g)
+    full = rule_usage(g, every.tokens)
+    assert full["valid"] == 256 and full["class_coverage"] == 1.0
+    assert all(lv["rule_coverage"] == 1.0 and lv["symbols_used"] == 1.0 for lv in full["levels"])
+    assert full["class_kl"] == pytest.approx(0.0, abs=1e-12)  # exactly uniform counts: smoothing changes nothing
+    one_class = every.tokens[every.classes == 0]
+    assert rule_usage(g, one_class)["class_coverage"] == 0.5
+    # only production 0 at the root, 64 sequences per class: KL(uniform(1/2) || q), q = (64.5, 0.5) / 65
+    first = every.tokens[every.choices[0][:, 0] == 0]
+    q = np.array([64.5, 0.5]) / 65
+    assert rule_usage(g, first)["levels"][0]["rule_kl"] == pytest.approx(float(0.5 * np.log(0.5 / q).sum()))
+    assert rule_usage(g, first)["levels"][0]["rule_coverage"] == 0.5
+    c = copies(every.tokens[:10], every.tokens[5:20])
+    assert c == {"copies": 0.5, "distinct": 1.0}
+    modes = root_modes(g, first)
+    assert modes["overall"]["coverage"] == 0.5
+    random = torch.randint(0, 4, (64, 8), generator=torch.Generator().manual_seed(0))
+    m = sequence_metrics(g, torch.cat([every.tokens[:64], random]), train=every.tokens[:32])
+    assert m["n"] == 128 and m["memorisation"]["copies"] == pytest.approx(0.25)
+    assert m["validity"]["sequences"][-1] >= 0.5 and m["validity"]["chance_sequences"][-1] == pytest.approx(1 / 256)

@@ -160,6 +160,15 @@ class Grammar:
             out.append(idx * n + row[0])
         return out
 
+    def reachable(self, level: int) -> Tensor:
+        """Which symbols can occur at ``level`` (0 = the classes): a boolean vector (n or v,)."""
+        mask = torch.ones(self.spec.n, dtype=torch.bool)
+        for k in range(level):
+            nxt = torch.zeros(self.spec.v, dtype=torch.bool)
+            nxt[self.rules[k][mask].flatten()] = True
+            mask = nxt
+        return mask
+
     # -- parsing ----------------------------------------------------------------------------------------
     @cached_property
     def _inverse(self) -> list[tuple[Tensor, Tensor]]:

@@ -7,7 +7,8 @@ copies       share of generated sequences equal to a training sequence (memorisa
              distinct sequences among the generated ones
 rules        among valid sequences: class frequencies against the grammar's uniform 1/n (KL, coverage);
              production usage given the symbol at every level against the uniform 1/m (KL averaged over
-             symbols by their frequency; coverage = share of productions used at >= coverage_rel / m)
+             symbols by their frequency; coverage = share of the productions of the symbols the grammar can
+             put at that level that are used at >= coverage_rel / m)
 root modes   the same (class, root production) pairs scored by :func:`taxodiff.metrics.modes.mode_metrics`
              on the grammar's class tree, with bootstrap intervals
 """
@@ -52,6 +53,7 @@ def rule_usage(grammar: Grammar, tokens: Tensor, coverage_rel: float = 0.25, smo
         np.add.at(counts, (sym, rule), 1)
         per_symbol = counts.sum(1)
         used = per_symbol > 0
+        can = grammar.reachable(k).numpy()  # symbols the grammar can put at this level
         smoothed = (counts + smoothing) / (per_symbol[:, None] + smoothing * sp.m)
         kls = np.array([kl(np.full(sp.m, 1 / sp.m), smoothed[a]) for a in range(parents)])
         share = np.where(used[:, None], counts / np.maximum(per_symbol[:, None], 1), 0)
@@ -59,8 +61,8 @@ def rule_usage(grammar: Grammar, tokens: Tensor, coverage_rel: float = 0.25, smo
             {
                 "level": k,
                 "rule_kl": float((kls[used] * per_symbol[used]).sum() / per_symbol[used].sum()),
-                "rule_coverage": float(np.mean(share >= coverage_rel / sp.m)),
-                "symbols_used": float(used.mean()),
+                "rule_coverage": float(np.mean(share[can] >= coverage_rel / sp.m)),
+                "symbols_used": float(used[can].mean()),
             }
         )
     out["levels"] = levels

@@ -30,7 +30,7 @@ class LearningPreset:
 
 
 PRESETS = {
-    "quick": LearningPreset("quick", (256, 1024, 4096), (500, 1500, 4000, 8000), ("tree_unet",), 1024),
+    "quick": LearningPreset("quick", (256, 1024, 4096), (500, 1500, 4000), ("tree_unet",), 512),
     "full": LearningPreset(
         "full",
         (128, 256, 512, 1024, 2048, 4096, 8192),
@@ -181,6 +181,9 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
         ylim=(-0.02, 1.02),
         title="copies of training sequences (dotted: exact sampling)",
     )
+    marks = sorted({r["step"] for r in rows})
+    for ax in axes:
+        _log_ticks(ax, marks)
     axes[0].legend(fontsize=7)
     paths.append(_save(fig, out / "figures" / "validity_and_copies.png"))
 
@@ -195,7 +198,17 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
         for level in range(L):
             ax.plot(ps, [r["validity"][level] for r in finals], style, marker="o", label=f"{arch} level {level + 1}")
         ax.plot(ps, [r["copies"] for r in finals], style, color="black", marker="x", label=f"{arch} copies")
-    ax.set(xscale="log", xlabel="training sequences P", ylabel="share", ylim=(-0.02, 1.02), title="at the last step")
+    ax.plot(
+        sizes, [ref["copies"][str(p)]["expected"] for p in sizes], ":", color="black", label="copies, exact sampling"
+    )
+    ax.set(
+        xscale="log",
+        xlabel="training sequences P",
+        ylabel="share",
+        ylim=(-0.02, 1.02),
+        title=f"after {max(r['step'] for r in rows):,} steps",
+    )
+    _log_ticks(ax, sizes)
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "figures" / "validity_vs_P.png"))
 
@@ -217,6 +230,13 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "figures" / "loss_by_time.png"))
     return paths
+
+
+def _log_ticks(ax: Any, values: list[int]) -> None:
+    """Label a log axis at the given values only, written out in full."""
+    ax.set_xticks(values)
+    ax.set_xticklabels([f"{v:,}" for v in values])
+    ax.minorticks_off()
 
 
 def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:

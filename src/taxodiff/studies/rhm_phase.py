@@ -32,13 +32,16 @@ class PhasePreset:
     train_steps: int  # steps of the model trained when no --run-dir is given
 
 
-def _grid(k: int) -> tuple[float, ...]:
-    return tuple(round((i + 1) / k, 4) for i in range(k))
+def _grid(fine: int, coarse: int, knee: float = 0.4) -> tuple[float, ...]:
+    """``fine`` points up to ``knee`` (where the class is lost under the seed's schedule), ``coarse`` above."""
+    low = [knee * (i + 1) / fine for i in range(fine)]
+    high = [knee + (1 - knee) * (i + 1) / coarse for i in range(coarse)]
+    return tuple(round(f, 4) for f in low + high)
 
 
 PRESETS = {
-    "quick": PhasePreset("quick", _grid(20), 512, (3, 5, 7), 4000),
-    "full": PhasePreset("full", _grid(40), 2048, (3, 4, 5, 6, 7, 8), 16000),
+    "quick": PhasePreset("quick", _grid(16, 6), 512, (3, 5, 7), 4000),
+    "full": PhasePreset("full", _grid(40, 12), 2048, (3, 4, 5, 6, 7, 8), 16000),
 }
 
 
@@ -133,7 +136,16 @@ def thresholds(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
             if p0 >= level > p1:
                 at = f0 + (p0 - level) / (p0 - p1) * (f1 - f0)
                 break
-        out.append({"L": key[0], "denoiser": key[1], "midpoint": level, "threshold_fraction": at})
+        changed = None
+        if at is not None:  # the share of tokens changed at the threshold, interpolated the same way
+            tc = sorted((r["fraction"], r["tokens_changed"]) for r in rows if (r["L"], r["denoiser"]) == key)
+            for (f0, c0), (f1, c1) in zip(tc, tc[1:], strict=False):
+                if f0 <= at <= f1:
+                    changed = c0 + (at - f0) / (f1 - f0) * (c1 - c0)
+                    break
+        out.append(
+            {"L": key[0], "denoiser": key[1], "midpoint": level, "threshold_fraction": at, "tokens_changed": changed}
+        )
     return out
 
 
@@ -206,7 +218,8 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
         who = "exact denoising" if th["denoiser"] == "bp" else "the trained model"
         at = th["threshold_fraction"]
         found.append(
-            f"L = {th['L']}, {who}: the class-kept probability falls below {th['midpoint']:.3f} at t/T = {at:.3f}."
+            f"L = {th['L']}, {who}: the class-kept probability falls below {th['midpoint']:.3f} at t/T = {at:.3f}, "
+            f"when {th['tokens_changed']:.2f} of the tokens have changed."
             if at is not None
             else f"L = {th['L']}, {who}: the class-kept probability stays above {th['midpoint']:.3f} over the grid."
         )
