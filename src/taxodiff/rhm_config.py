@@ -92,7 +92,7 @@ class RHMRunConfig:
     data: RHMDataConfig = field(default_factory=RHMDataConfig)
     net: RHMNetConfig = field(default_factory=RHMNetConfig)
     diffusion: RHMDiffusionConfig = field(default_factory=RHMDiffusionConfig)
-    # 8,000 steps of 64 = 500 epochs of P = 1,024: ~9 min on 2 CPU cores (full validity 0.76 at 6,000 steps)
+    # 8,000 steps of 64 = 500 epochs of P = 1,024: ~11 min on 2 CPU cores, full validity 0.84 (0.76 at 6,000)
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             steps=8000, batch_size=64, lr=1e-3, warmup=200, lr_schedule="constant", checkpoint_every=2000
