@@ -108,8 +108,8 @@ def sample_run(
     run_dir: Path, overrides: dict[str, Any] | None = None, device: str | None = None, progress: bool = True
 ) -> tuple[Path, Any]:
     import torch
-    from safetensors.torch import save_file
 
+    from taxodiff.sampling import save_samples
     from taxodiff.train import resolve_device
 
     run_dir = Path(run_dir)
@@ -117,28 +117,23 @@ def sample_run(
     sc = sample_settings(cfg, overrides)
     _, model, step = load_model(run_dir, resolve_device(device or cfg.device))
     tokens = generate(model, sc.n_samples, sc.batch_size, cfg.seed, sc.denoiser, progress).cpu()
-    path = run_dir / "samples" / f"{sample_tag(sc)}.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"tokens": tokens.contiguous(), "step": torch.tensor([step])}, str(tmp))
-    tmp.replace(path)
+    path = save_samples(run_dir, sample_tag(sc), {"tokens": tokens, "step": torch.tensor([step])})
     return path, tokens
 
 
 def evaluate_run(
     run_dir: Path, overrides: dict[str, Any] | None = None, device: str | None = None, progress: bool = True
 ) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
     from taxodiff.data.rhm import Grammar
     from taxodiff.metrics.rhm import sequence_metrics
+    from taxodiff.sampling import load_samples
 
     run_dir = Path(run_dir)
     ckpt, cfg, state = stored_config(run_dir)
     sc = sample_settings(cfg, overrides)
     tag = sample_tag(sc)
     path = run_dir / "samples" / f"{tag}.safetensors"
-    stored = load_file(str(path)) if path.exists() else None
+    stored = load_samples(path) if path.exists() else None
     if stored is None or int(stored["step"][0]) != int(state["step"]):
         _, tokens = sample_run(run_dir, overrides, device, progress)
     else:
