@@ -16,10 +16,11 @@ import time
 import numpy as np
 import torch
 
-from taxodiff.bp import BeliefPropagation
-from taxodiff.data.rhm import Grammar
+from taxodiff.data.rhm.bp import BeliefPropagation
+from taxodiff.data.rhm.grammar import Grammar
+from taxodiff.data.rhm.spec import GrammarSpec
+from taxodiff.noise import Noise
 from taxodiff.processes.multinomial import MultinomialConfig, MultinomialProcess
-from taxodiff.rhm_config import RHMSpec
 
 
 def best_of(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -49,11 +50,11 @@ def main() -> None:
 
 
 def bench_depth(L: int, args: argparse.Namespace, dtype: torch.dtype) -> None:
-    g = Grammar(RHMSpec(v=8, n=8, m=3, s=2, L=L))
+    g = Grammar(GrammarSpec(v=8, n=8, m=3, s=2, L=L))
     proc = MultinomialProcess(MultinomialConfig(num_classes=8))
     x0 = g.sample(args.batch, seed=0, replace=True).tokens
     t = torch.full((args.batch,), proc.T // 2)
-    evidence = proc.log_likelihood(proc.q_sample(x0, t, torch.Generator().manual_seed(1)), t).to(args.device)
+    evidence = proc.log_likelihood(proc.add_noise(x0, t, Noise(torch.Generator().manual_seed(1))), t).to(args.device)
     bp = BeliefPropagation(g, args.device, dtype)
     gen = torch.Generator().manual_seed(2)
     bp.marginals(evidence)  # warm-up

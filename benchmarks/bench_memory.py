@@ -18,29 +18,31 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, torch
-from taxodiff import config, pipeline, seeds
+from taxodiff import api, config
 from taxodiff._malloc import tune_malloc
-from taxodiff.models import build_model
-from taxodiff.train import Trainer, resolve_device
+from taxodiff.families import get_family
+from taxodiff.train.distributed import resolve_device
+from taxodiff.train.trainer import Trainer
 size, phase, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 tune_malloc()
 # a small training set, so that rendering it does not set the process' peak before the first step
 cfg = config.load(None, {"data.size": size, "data.n_train": 512, "train.steps": steps, "train.checkpoint_every": 10**6})
 device = resolve_device("auto")
-data = pipeline.training_data(cfg)
-model = build_model(cfg, cfg.build_hierarchy())
+family = get_family(cfg.model)(cfg)
+data = family.source.train_set()
+model = api.build(family)
 def rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 base = rss_mib()
 if phase == "train":
-    tr = Trainer(model, data, cfg.train, "/tmp/taxodiff-bench-memory", 0, "auto")
+    tr = Trainer(family, model, data, "/tmp/taxodiff-bench-memory")
+    tr.enter(0, fresh=True)
     for _ in range(steps):
         tr.train_step(); tr.step += 1
 else:
-    from taxodiff.sampling import generate
     from dataclasses import replace
     model = model.to(device).eval()
-    generate(model, cfg, replace(cfg.sample, n_per_category=128), 0, progress=False)
+    family.generate(model, replace(cfg.sample, n_per_category=128), 0, progress=False)
 cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 print(json.dumps({"base_mib": base, "peak_mib": rss_mib(), "cuda_mib": cuda}))
 """

@@ -33,16 +33,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1024, help="samples per evaluation")
     args = ap.parse_args()
 
-    from taxodiff import rhm_config, rhm_pipeline
+    from taxodiff import api, config
 
-    base = rhm_config.load(args.config)
+    base = config.load(args.config, under={"data.source": "rhm"})
     rows, cpu = [], 0.0
     for step in range(args.every, args.max_steps + 1, args.every):
-        cfg = rhm_config.with_overrides(base, {"train.steps": step, "sample.n_samples": args.n})
+        cfg = config.with_overrides(base, {"train.steps": step, "sample.n_samples": args.n})
         c0 = cpu_seconds()
-        summary = rhm_pipeline.train_run(cfg, args.out, progress=False)
+        summary = api.train(cfg, args.out, progress=False)
         cpu += cpu_seconds() - c0
-        ev = rhm_pipeline.evaluate_run(args.out, progress=False)
+        ev = api.evaluate(args.out, progress=False)
         row = {
             "step": step,
             "epochs": step * cfg.train.batch_size / cfg.data.n_train,

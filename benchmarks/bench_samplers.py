@@ -24,17 +24,17 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=0.0)
     args = ap.parse_args()
 
-    from taxodiff import pipeline
+    from taxodiff import api
 
-    _, cfg = pipeline.stored_config(args.run_dir)
+    _, cfg, _ = api.stored_config(args.run_dir)
     default = (cfg.sample.sampler, cfg.sample.steps)
     rows = []
     for sampler, steps in (*SAMPLERS, default):
         ov = {"sampler": sampler, "steps": steps, "guidance": args.guidance, "n_per_category": args.n_per_category}
         t0 = time.perf_counter()
-        _, samples = pipeline.sample_run(args.run_dir, ov, progress=False)
+        _, samples = api.sample(args.run_dir, ov, progress=False)
         seconds = time.perf_counter() - t0
-        ev = pipeline.evaluate_run(args.run_dir, ov, progress=False)
+        ev = api.evaluate(args.run_dir, ov, progress=False)
         n = len(samples["z2"])
         passes = 1 if args.guidance == 0 else 2
         row = {

@@ -36,12 +36,12 @@ def cpu_seconds() -> float:
 
 
 def train_and_score(cfg: Any, run_dir: Path, n: int, cpu_so_far: float) -> dict[str, Any]:
-    from taxodiff import pipeline
+    from taxodiff import api
 
     c0 = cpu_seconds()
-    summary = pipeline.train_run(cfg, run_dir, progress=False)
+    summary = api.train(cfg, run_dir, progress=False)
     cpu = cpu_so_far + cpu_seconds() - c0
-    ev = pipeline.evaluate_run(run_dir, {"n_per_category": n}, progress=False)
+    ev = api.evaluate(run_dir, {"n_per_category": n}, progress=False)
     row = {
         "run_dir": str(run_dir),
         "steps": summary["steps"],
@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--n-per-category", type=int, default=64)
     args = ap.parse_args()
 
-    from taxodiff import config, pipeline
+    from taxodiff import api, config
 
     results: dict[str, Any] = {"bar": BAR, "ours": [], "reference": []}
     print("taxodiff defaults, one run per budget:", flush=True)
@@ -94,7 +94,7 @@ def main() -> None:
     budget = args.factor * ours["train_seconds"]
     run_dir = args.out / "reference"
     c0 = cpu_seconds()
-    probe = pipeline.train_run(config.with_overrides(ref_cfg, {"train.steps": 10}), run_dir, progress=False)
+    probe = api.train(config.with_overrides(ref_cfg, {"train.steps": 10}), run_dir, progress=False)
     per_step = probe["seconds"] / probe["steps"]
     total = max(10, math.ceil(1.02 * budget / per_step))  # a little over, so one evaluation ends the budget
     marks = [round(total * (i + 1) / args.checkpoints) for i in range(args.checkpoints)]

@@ -1,23 +1,31 @@
+"""The domain classifier: cached round trip, its key, the augmentation, the style targets."""
+
 import torch
 
-from taxodiff.data.images import StyleConfig
-from taxodiff.metrics.classifier import DomainSpec, corrupt, domain_classifier, predict
+from taxodiff import config
+from taxodiff.data import get_source
+from taxodiff.data.shapes.render import StyleConfig, style_targets
+from taxodiff.evaluate.classifier import classifier_data, corrupt, domain_classifier, predict
+from tests.conftest import TINY
+
+
+def _source(**over):  # type: ignore[no-untyped-def]
+    base = {"hierarchy": {"a": {"dog": 0.5, "car": 0.5}, "b": {"star": 1.0}}, "eval.classifier_train": 256}
+    cfg = config.load(TINY, {**base, "eval.classifier_test": 64, "eval.classifier_epochs": 1, **over})
+    return get_source(cfg.data.source)(cfg)
 
 
 def test_cached_classifier_round_trip():
-    spec = DomainSpec(
-        shapes=("dog", "car", "star"), size=16, style=StyleConfig(), n_train=256, n_test=64, epochs=1, width=8
-    )
-    a, info_a = domain_classifier(spec, torch.device("cpu"), progress=False)
-    b, info_b = domain_classifier(spec, torch.device("cpu"), progress=False)
+    a, info_a = domain_classifier(_source(), torch.device("cpu"), progress=False)
+    b, info_b = domain_classifier(_source(), torch.device("cpu"), progress=False)
     assert not info_a["cached"] and info_b["cached"]
     assert info_a["accuracy"] == info_b["accuracy"] and info_b["classes"] == ["dog", "car", "star"]
     x = torch.rand(5, 3, 16, 16) * 2 - 1
     assert torch.equal(predict(a, x), predict(b, x))
-    other = DomainSpec(
-        shapes=("dog", "car", "star"), size=16, style=StyleConfig(), n_train=256, n_test=64, epochs=1, width=8, seed=1
-    )
-    assert other.key() != spec.key()
+    assert classifier_data(_source(**{"eval.classifier_train": 128})).digest() != classifier_data(_source()).digest()
+    # the classifier does not depend on the run's seed or the tree's probabilities: one scores every run
+    same = _source(seed=5, hierarchy={"a": {"dog": 0.9, "car": 0.1}, "b": {"star": 1.0}})
+    assert classifier_data(same).digest() == classifier_data(_source()).digest()
 
 
 def test_corruption_is_mild_and_seeded():
@@ -28,8 +36,6 @@ def test_corruption_is_mild_and_seeded():
 
 
 def test_style_targets_span_minus_one_to_one():
-    from taxodiff.metrics.classifier import style_targets
-
     st = StyleConfig(max_offset=0.1, scale=(0.5, 1.0), brightness=(0.2, 0.6))
     z0 = torch.tensor([[-0.1, 0.1, 0.5, 0.0, 0.2, 0.0], [0.1, -0.1, 1.0, 0.25, 0.6, 1.0]])
     t = style_targets(z0, st)
@@ -38,6 +44,5 @@ def test_style_targets_span_minus_one_to_one():
 
 
 def test_classifier_reports_style_fit():
-    spec = DomainSpec(shapes=("dog", "car"), size=16, style=StyleConfig(), n_train=256, n_test=64, epochs=1, width=8)
-    _, info = domain_classifier(spec, torch.device("cpu"), progress=False)
+    _, info = domain_classifier(_source(hierarchy={"a": {"dog": 0.5, "car": 0.5}}), torch.device("cpu"), False)
     assert info["style_r2"] <= 1.0 and "accuracy" in info

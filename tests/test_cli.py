@@ -119,8 +119,12 @@ def _config(tmp_path, text):
         ("train: {lr: fast}", "train.lr = 'fast'"),
         ("trian: {steps: 3}", "unknown config key 'trian'"),
         ("sample: {sampler: euler}", "sample.sampler = 'euler'"),
-        ("data: {size: 30}", "data.size = 30"),
+        ("data: {source: cifar}", "data.source = 'cifar' is invalid: allowed are shapes, rhm, digits, mnist, idx"),
+        ("model: deep", "model = 'deep' is invalid: allowed are hierarchical, flat, rhm"),
+        ("data: {source: rhm}\nmodel: flat", "model = 'flat' does not take data.source = 'rhm'"),
+        ("train: {steps: 3}\ntrain: {steps: 4}", "key 'train' appears twice"),
         ("[1, 2", "not valid YAML"),
+        ("- 1\n- 2", "must hold a mapping"),
     ],
 )
 def test_config_errors_are_one_line_exit_2_without_torch(tmp_path, text, needle):
@@ -134,9 +138,12 @@ def test_config_errors_are_one_line_exit_2_without_torch(tmp_path, text, needle)
     "argv, needle",
     [
         (["train", "--model", "deep"], "invalid choice: 'deep'"),
-        (["train", "--seed", "-1"], "-1 is negative"),
+        (["train", "--seed", "-1"], "seed = -1 is invalid: allowed is a number >= 0"),
         (["sample", "--run-dir", "x", "--guidance", "-2"], "allowed is a number >= 0"),
-        (["sample", "--run-dir", "x", "--steps", "0"], "allowed is an integer >= 1"),
+        (["sample", "--run-dir", "x", "--steps", "0"], "sample.steps = 0 is invalid: allowed is a positive number"),
+        (["sample", "--run-dir", "x", "--sampler", "euler"], "allowed are ddpm, ddim, dpmsolver++"),
+        (["train", "--set", "train.steps"], "is not KEY=VALUE"),
+        (["train", "--set", "trian.steps=3"], "unknown config key 'trian'"),
         (["demo", "--device", "tpu"], "invalid choice: 'tpu'"),
         (["train", "--config", "missing.yaml"], "does not exist"),
         (["sample", "--run-dir", "no/such/run"], "does not exist"),
@@ -182,3 +189,19 @@ def test_three_unequal_categories_run_unchanged(tmp_path):
     ev = next(iter(json.loads((tmp_path / "h" / "eval.json").read_text())["evaluations"].values()))
     assert list(ev["images"]["categories"]) == ["animal", "vehicle", "scenery"]
     assert ev["prior"]["categories"]["scenery"]["p_data"] == [0.45, 0.35, 0.15, 0.05]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\x01\x02binary", "caf\xe9".encode("latin-1"), b"hierarchy: [1, 2]\n", b"data: 3\n", b"train:\n  - 1\n"],
+)
+def test_unreadable_config_files_are_one_line(tmp_path, content):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(content)
+    rc, err, _ = light_run(["train", "--config", f, "--run-dir", tmp_path / "r"])
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_set_and_dry_run(tmp_path):
+    p = run("train", "--config", TINY, "--set", "train.steps=7", "--set", "net.channels=[16, 16]", "--dry-run")
+    assert p.returncode == 0 and "steps: 7" in p.stdout and "- 16" in p.stdout, p.stderr

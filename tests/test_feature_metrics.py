@@ -94,7 +94,7 @@ def test_memorisation_of_copies_and_fresh_images():
 
 def test_within_subtype_ratio_tells_collapse_inside_modes():
     from taxodiff.hierarchy import Hierarchy
-    from taxodiff.metrics.samples import feature_metrics
+    from taxodiff.metrics.features import feature_metrics
 
     h = Hierarchy.from_spec({"animal": {"dog": 0.5, "cat": 0.5}})
     rng = np.random.default_rng(3)

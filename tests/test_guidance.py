@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from taxodiff.nets.mlp import MLPConfig, MLPDenoiser
+from taxodiff.noise import Noise
 from taxodiff.processes.gaussian import GaussianProcess
 from taxodiff.processes.guidance import Guidance, anneal_condition, cads_gamma, guided
 
@@ -56,24 +57,25 @@ def test_cads_schedule_and_condition():
     tau = torch.tensor([0.0, 0.6, 0.75, 0.9, 1.0])
     assert torch.allclose(cads_gamma(tau, 0.6, 0.9), torch.tensor([1.0, 1.0, 0.5, 0.0, 0.0]))
     c = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    g = torch.Generator().manual_seed(0)
+    g = Noise(torch.Generator().manual_seed(0))
     # gamma = 1: the condition itself (rescaling it to its own statistics changes nothing)
     assert torch.allclose(anneal_condition(c, torch.tensor(1.0), 0.25, 1.0, g), c, atol=1e-6)
     # gamma = 0, psi = 0: s * n exactly
     n = torch.randn(c.shape, generator=torch.Generator().manual_seed(1))
-    out = anneal_condition(c, torch.tensor(0.0), 0.25, 0.0, torch.Generator().manual_seed(1))
+    out = anneal_condition(c, torch.tensor(0.0), 0.25, 0.0, Noise(torch.Generator().manual_seed(1)))
     assert torch.allclose(out, 0.25 * n)
     # gamma = 0, psi = 1: noise rescaled to the mean and std of each condition row
-    out = anneal_condition(c, torch.tensor(0.0), 0.25, 1.0, torch.Generator().manual_seed(1))
+    out = anneal_condition(c, torch.tensor(0.0), 0.25, 1.0, Noise(torch.Generator().manual_seed(1)))
     assert torch.allclose(out.mean(1), c.mean(1), atol=1e-6) and torch.allclose(out.std(1), c.std(1), atol=1e-6)
 
 
 def test_cads_is_cfg_late_and_differs_early():
     net, rule = Counting(), Guidance(scale=2.0, method="cads", cads_tau=(0.6, 0.9), cads_noise=0.25)
     x, tb, c = _inputs(100)  # tau = 0.1 <= tau1: the clean condition
-    assert torch.allclose(guided(net, c, rule, AB, torch.Generator())(x, tb), guided(net, c, 2.0)(x, tb), atol=1e-6)
+    noise = Noise(torch.Generator())
+    assert torch.allclose(guided(net, c, rule, AB, noise)(x, tb), guided(net, c, 2.0)(x, tb), atol=1e-6)
     x, tb, c = _inputs(950)  # tau = 0.95 >= tau2: a noise condition
-    assert not torch.allclose(guided(net, c, rule, AB, torch.Generator())(x, tb), guided(net, c, 2.0)(x, tb))
+    assert not torch.allclose(guided(net, c, rule, AB, noise)(x, tb), guided(net, c, 2.0)(x, tb))
 
 
 def test_unknown_method_and_missing_inputs_are_refused():
@@ -82,5 +84,5 @@ def test_unknown_method_and_missing_inputs_are_refused():
         guided(net, c, Guidance(method="nope"), AB)
     with pytest.raises(ValueError, match="alphas_cumprod"):
         guided(net, c, Guidance(method="interval"))
-    with pytest.raises(ValueError, match="generator"):
+    with pytest.raises(ValueError, match="random streams"):
         guided(net, c, Guidance(method="cads"), AB)

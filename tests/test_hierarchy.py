@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from taxodiff.data.shapes import SHAPE_NAMES
+from taxodiff.data.shapes.sdf import SHAPE_NAMES
 from taxodiff.errors import TaxodiffError
 from taxodiff.hierarchy import Hierarchy
 
@@ -57,7 +57,7 @@ def test_deeper_tree_and_uniform_default():
 def test_round_trip_spec():
     h = Hierarchy.from_spec({"a": {"x": {"p": 0.3, "shape": "star"}, "cat": 0.7}, "b": {"car": 1.0}})
     assert Hierarchy.from_spec(h.to_spec()).leaf_probs() == pytest.approx(h.leaf_probs())
-    assert [n.shape for n in h.leaves] == ["star", "cat", "car"]
+    assert [n.label for n in h.leaves] == ["star", "cat", "car"]
 
 
 @pytest.mark.parametrize(
@@ -75,9 +75,34 @@ def test_round_trip_spec():
 )
 def test_invalid_hierarchies(spec, message):
     with pytest.raises(TaxodiffError, match=message):
-        Hierarchy.from_spec(spec, shapes=SHAPE_NAMES)
+        Hierarchy.from_spec(spec, labels=SHAPE_NAMES)
 
 
 def test_cond_level_bounds():
     with pytest.raises(TaxodiffError, match="cond_level=2"):
         Hierarchy.from_spec(SEED, cond_level=2)
+
+
+def test_lists_of_leaves_and_data_frequencies():
+    """A list names leaves without probabilities: uniform, or proportional to the data's label frequencies."""
+    spec = {"round": ["0", "6"], "straight": ["1"]}
+    assert Hierarchy.from_spec(spec).leaf_probs() == pytest.approx([0.25, 0.25, 0.5])
+    h = Hierarchy.from_spec(spec, labels=tuple("0123456789"), label_word="class", weights={"0": 10, "6": 30, "1": 60})
+    assert h.leaf_probs() == pytest.approx([0.1, 0.3, 0.6]) and h.category_probs() == pytest.approx([0.4, 0.6])
+    stated = {"round": {"p": 0.5, "children": ["0", "6"]}, "straight": {"p": 0.5, "children": ["1"]}}
+    h = Hierarchy.from_spec(stated, weights={"0": 10, "6": 30, "1": 60})  # stated levels win
+    assert h.leaf_probs() == pytest.approx([0.125, 0.375, 0.5])
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"a": ["0", "0"]}, "lists '0' twice"),
+        ({"a": ["0"], "b": ["0"]}, "unique"),
+        ({"a": {"x": {"label": "0"}, "y": {"label": "0"}}}, "different class, listed twice: 0"),
+        ({"a": ["11"]}, "unknown class '11'; allowed classes: 0, 1"),
+    ],
+)
+def test_class_listed_twice_or_unknown(spec, message):
+    with pytest.raises(TaxodiffError, match=message):
+        Hierarchy.from_spec(spec, labels=tuple("0123456789"), label_word="class")

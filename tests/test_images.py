@@ -1,7 +1,7 @@
 import torch
 
-from taxodiff.data.images import StyleConfig, make_images, render
-from taxodiff.data.shapes import SHAPE_NAMES
+from taxodiff.data.shapes.render import StyleConfig, make_images, render
+from taxodiff.data.shapes.sdf import SHAPE_NAMES
 from taxodiff.hierarchy import Hierarchy
 
 H = Hierarchy.from_spec({"animal": {"dog": 0.5, "cat": 0.5}, "vehicle": {"car": 0.7, "truck": 0.3}})

@@ -14,6 +14,14 @@ def test_unet_shapes(patch, size):
     assert out.shape == x.shape
 
 
+@pytest.mark.parametrize("size", [8, 28, 30])
+def test_unet_takes_any_size_and_separate_output_channels(size):
+    """28x28 does not divide by patch * 2**(levels-1) = 8: the input is padded and the output cropped."""
+    net = UNet(UNetConfig(in_channels=2, out_channels=1, channels=(8, 16, 16), emb_dim=16, cond_dim=3, patch=2))
+    out = net(torch.randn(2, 2, size, size), torch.tensor([0, 999]), torch.randn(2, 3))
+    assert out.shape == (2, 1, size, size)
+
+
 def test_condition_matters_and_null_is_learned():
     torch.manual_seed(0)
     net = UNet(UNetConfig(channels=(8, 16), emb_dim=16, cond_dim=2, patch=1))

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from taxodiff.bp import BeliefPropagation, uniform_evidence
-from taxodiff.data.rhm import Grammar, RHMSpec, one_hot
+from taxodiff.data.rhm.bp import BeliefPropagation, uniform_evidence
+from taxodiff.data.rhm.grammar import Grammar, one_hot
+from taxodiff.data.rhm.spec import GrammarSpec
 from taxodiff.errors import TaxodiffError
 
 SMALL = [  # grammars small enough to list (<= 10,000 sequences), n = v and n != v, s = 2 and 3
-    RHMSpec(v=4, n=2, m=2, s=2, L=3, seed_rules=1),
-    RHMSpec(v=3, n=3, m=2, s=3, L=2, seed_rules=2),
-    RHMSpec(v=5, n=5, m=2, s=2, L=2, seed_rules=0),
-    RHMSpec(v=4, n=1, m=3, s=2, L=2, seed_rules=3),
+    GrammarSpec(v=4, n=2, m=2, s=2, L=3, seed_rules=1),
+    GrammarSpec(v=3, n=3, m=2, s=3, L=2, seed_rules=2),
+    GrammarSpec(v=5, n=5, m=2, s=2, L=2, seed_rules=0),
+    GrammarSpec(v=4, n=1, m=3, s=2, L=2, seed_rules=3),
 ]
 
 
@@ -36,16 +37,16 @@ def test_enumeration_counts_and_round_trips(spec):
 
 
 def test_productions_are_distinct_and_in_range():
-    g = Grammar(RHMSpec(v=8, n=8, m=3, s=2, L=3))
+    g = Grammar(GrammarSpec(v=8, n=8, m=3, s=2, L=3))
     for k, table in enumerate(g.rules):
         assert table.shape == ((8 if k == 0 else 8), 3, 2)
         flat = [tuple(x) for x in table.reshape(-1, 2).tolist()]
         assert len(set(flat)) == len(flat) and table.min() >= 0 and table.max() < 8
-    assert Grammar(RHMSpec(seed_rules=1)).rules[0].tolist() != g.rules[0].tolist()
+    assert Grammar(GrammarSpec(seed_rules=1)).rules[0].tolist() != g.rules[0].tolist()
 
 
 def test_valid_sequence_count_of_the_seed_example():
-    assert Grammar(RHMSpec(v=8, n=8, m=3, s=2, L=3)).num_sequences == 8 * 3**7
+    assert Grammar(GrammarSpec(v=8, n=8, m=3, s=2, L=3)).num_sequences == 8 * 3**7
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,7 @@ def test_valid_sequence_count_of_the_seed_example():
 )
 def test_impossible_grammars_are_refused(kw, word):
     with pytest.raises(TaxodiffError, match=word.replace("*", r"\*")):
-        Grammar(RHMSpec(**kw))
+        Grammar(GrammarSpec(**kw))
 
 
 def test_sampling_without_replacement_is_distinct_and_refuses_too_many():
@@ -64,7 +65,7 @@ def test_sampling_without_replacement_is_distinct_and_refuses_too_many():
     with pytest.raises(TaxodiffError, match="only 256"):
         g.sample(257, seed=0)
     assert len(g.sample(1000, seed=0, replace=True).tokens) == 1000
-    big = Grammar(RHMSpec(v=32, n=32, m=8, s=2, L=5))  # 2^98 sequences: the digit-drawing path
+    big = Grammar(GrammarSpec(v=32, n=32, m=8, s=2, L=5))  # 2^98 sequences: the digit-drawing path
     tb = big.sample(500, seed=1)
     assert len(set(big.indices_of(tb))) == 500 and big.validity(tb.tokens)["sequences"][-1] == 1.0
 
@@ -88,7 +89,7 @@ def test_chance_validity_against_random_tokens():
 
 
 def test_one_hot_and_hierarchy():
-    g = Grammar(RHMSpec())
+    g = Grammar(GrammarSpec())
     t = g.sample(5, seed=0)
     x = one_hot(t.tokens, 8)
     assert x.shape == (5, 8, 8) and torch.equal(x.argmax(1), t.tokens) and torch.all(x.sum(1) == 1)
@@ -139,7 +140,7 @@ def test_bp_without_evidence_is_the_prior():
 
 
 def test_bp_recovers_a_clean_sequence():
-    g = Grammar(RHMSpec(v=8, n=8, m=3, s=2, L=5))
+    g = Grammar(GrammarSpec(v=8, n=8, m=3, s=2, L=5))
     t = g.sample(16, seed=4)
     loglik = 30.0 * one_hot(t.tokens, 8).permute(0, 2, 1)  # nearly noiseless evidence
     marg = BeliefPropagation(g).marginals(loglik)

@@ -5,21 +5,29 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from taxodiff import rhm_config, rhm_pipeline
-from taxodiff.bp import BeliefPropagation
-from taxodiff.data.rhm import Grammar, one_hot
+from taxodiff import api, config
+from taxodiff.data.rhm.bp import BeliefPropagation
+from taxodiff.data.rhm.grammar import Grammar, one_hot
+from taxodiff.data.rhm.spec import GrammarSpec
 from taxodiff.errors import TaxodiffError
-from taxodiff.models.rhm import RHMDiffusion, one_hot_log_likelihood
+from taxodiff.families.rhm import RHMDiffusion, one_hot_log_likelihood
 from taxodiff.nets.transformer import SeqTransformer, TransformerConfig, count_params, width_for_params
 from taxodiff.nets.tree_unet import TreeUNet, TreeUNetConfig
+from taxodiff.noise import Noise
 from tests.conftest import ROOT
 
 TINY = ROOT / "tests" / "configs" / "rhm_tiny.yaml"
+
+
+def _family(**overrides):  # type: ignore[no-untyped-def]
+    fam = RHMDiffusion(config.load(TINY, overrides))
+    return fam, api.build(fam)
 
 
 def test_tree_unet_shapes_and_tree_locality():
@@ -47,7 +55,7 @@ def test_transformer_matches_the_tree_unet_size():
 def test_gaussian_exact_score_matches_a_numerical_gradient():
     """score = (sqrt(abar) E[x0 | x_t] - x_t) / (1 - abar), with E[x0 | x_t] from BP, against central
     differences of log p_t(x_t) = log mean_seq N(x_t; sqrt(abar) onehot(seq), (1 - abar) I) by enumeration."""
-    g = Grammar(rhm_config.RHMSpec(v=3, n=2, m=2, s=2, L=2, seed_rules=5))
+    g = Grammar(GrammarSpec(v=3, n=2, m=2, s=2, L=2, seed_rules=5))
     seqs = one_hot(g.trees_from_indices(np.arange(g.num_sequences)).tokens, 3).double()  # (S, v, N)
     abar = torch.tensor([0.6], dtype=torch.float64)
     xt = torch.randn(1, 3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -69,10 +77,9 @@ def test_gaussian_exact_score_matches_a_numerical_gradient():
 
 @pytest.mark.parametrize("process", ["discrete", "gaussian"])
 def test_bp_denoiser_samples_the_grammar_exactly(process):
-    cfg = rhm_config.load(TINY, {"diffusion.process": process})
-    model = rhm_pipeline.bayes_model(cfg)
-    tokens = model.sample(1600, torch.Generator().manual_seed(0), "bp")
-    g = model.grammar
+    fam, module = _family(**{"diffusion.process": process})
+    tokens = fam.generate(module, replace(fam.cfg.sample, denoiser="bp", n_samples=1600), 0, False)["tokens"]
+    g = fam.grammar
     assert g.validity(tokens)["sequences"][-1] == 1.0
     freq = torch.bincount(torch.tensor(g.indices_of(g.parse(tokens))), minlength=16).double() / 1600
     # 16 equally likely sequences, 1,600 draws: sd of a share 0.006; 5 sd
@@ -84,34 +91,43 @@ def test_bp_denoiser_samples_the_grammar_exactly(process):
     [("discrete", "x0", "tree_unet"), ("gaussian", "epsilon", "transformer"), ("gaussian", "exact_score", "tree_unet")],
 )
 def test_losses_are_finite_and_sampling_runs(process, target, arch):
-    cfg = rhm_config.load(TINY, {"diffusion.process": process, "diffusion.target": target, "net.arch": arch})
-    model = RHMDiffusion(cfg, Grammar(cfg.rhm))
-    x0 = Grammar(cfg.rhm).sample(8, seed=0).tokens
-    loss = model({"tokens": x0}, torch.Generator().manual_seed(0))["loss"]
+    fam, module = _family(**{"diffusion.process": process, "diffusion.target": target, "net.arch": arch})
+    x0 = fam.grammar.sample(8, seed=0).tokens
+    loss = module({"tokens": x0}, Noise(torch.Generator().manual_seed(0)))["loss"]
     assert torch.isfinite(loss) and loss > 0
     loss.backward()
-    out = model.sample(5, torch.Generator().manual_seed(1))
+    out = fam.generate(module, replace(fam.cfg.sample, n_samples=5), 1, False)["tokens"]
     assert out.shape == (5, 4) and out.min() >= 0 and out.max() < 4
 
 
 def test_impossible_grammar_and_too_many_sequences_are_refused():
     with pytest.raises(TaxodiffError, match="m=5 is impossible"):
-        rhm_config.load(None, {"rhm.m": 5, "rhm.v": 4})
+        config.load(None, {"data.source": "rhm", "data.m": 5, "data.v": 4})
     with pytest.raises(TaxodiffError, match="more than this grammar's 16"):
-        rhm_config.load(TINY, {"data.n_train": 14})
+        config.load(TINY, {"data.n_train": 14})
+    with pytest.raises(TaxodiffError, match="has its own class tree"):
+        config.load(TINY, {"hierarchy": {"a": ["x"]}})
+    with pytest.raises(TaxodiffError, match="model = 'flat' does not take data.source = 'rhm'"):
+        config.load(TINY, {"model": "flat"})
+
+
+def test_old_rhm_configs_are_upgraded():
+    """Before data sources had sections of their own, the grammar was a top-level rhm: section."""
+    old = config.resolve({"rhm": {"v": 4, "n": 2, "m": 2, "s": 2, "L": 2}, "data": {"n_train": 8, "n_test": 4}})
+    assert old.model == "rhm" and old.data.source == "rhm" and (old.data.v, old.data.n_train) == (4, 8)
 
 
 def test_train_evaluate_and_resume(tmp_path):
-    cfg = rhm_config.load(TINY)
+    cfg = config.load(TINY)
     run = tmp_path / "run"
-    s = rhm_pipeline.train_run(cfg, run, progress=False)
+    s = api.train(cfg, run, progress=False)
     assert s["steps"] == 6 and (run / "train.json").exists()
-    ev = rhm_pipeline.evaluate_run(run, progress=False)
+    ev = api.evaluate(run, progress=False)
     assert len(ev["validity"]["sequences"]) == 2 and 0 <= ev["memorisation"]["copies"] <= 1
-    bp = rhm_pipeline.evaluate_run(run, {"denoiser": "bp"}, progress=False)
+    bp = api.evaluate(run, {"denoiser": "bp"}, progress=False)
     assert bp["validity"]["sequences"] == [1.0, 1.0]
     assert set(json.loads((run / "eval.json").read_text())["evaluations"]) == {"model_n16", "bp_n16"}
-    more = rhm_pipeline.train_run(rhm_config.with_overrides(cfg, {"train.steps": 9}), run, progress=False)
+    more = api.train(config.with_overrides(cfg, {"train.steps": 9}), run, progress=False)
     assert more["resumed_from"] == 6 and more["steps"] == 9
 
 
@@ -119,11 +135,11 @@ def test_learning_study_smoke(tmp_path):
     from taxodiff.studies.rhm_learning import LearningPreset, run_study
 
     preset = LearningPreset("tiny", (4, 8), (3, 6), ("tree_unet",), 16)
-    summary = run_study(rhm_config.load(TINY), preset, tmp_path / "study", progress=False)
+    summary = run_study(config.load(TINY), preset, tmp_path / "study", progress=False)
     assert len(summary["rows"]) == 4 and all(r["run_dir"] for r in summary["rows"])
     md = (tmp_path / "study" / "report.md").read_text()
     assert "Findings" in md and (tmp_path / "study" / "figures" / "validity_and_copies.png").exists()
-    again = run_study(rhm_config.load(TINY), preset, tmp_path / "study", progress=False)  # resumes: no new rows
+    again = run_study(config.load(TINY), preset, tmp_path / "study", progress=False)  # resumes: no new rows
     assert len((tmp_path / "study" / "results.jsonl").read_text().splitlines()) == 4 and len(again["rows"]) == 4
 
 
@@ -131,7 +147,7 @@ def test_phase_study_smoke(tmp_path):
     from taxodiff.studies.rhm_phase import PhasePreset, run_study
 
     preset = PhasePreset("tiny", (0.2, 0.6, 1.0), 4, (2, 3), 3)
-    summary = run_study(rhm_config.load(TINY), preset, tmp_path / "phase", progress=False)
+    summary = run_study(config.load(TINY), preset, tmp_path / "phase", progress=False)
     bp_low = [r for r in summary["rows"] if r["L"] == 2 and r["denoiser"] == "bp"][0]
     assert 0 <= bp_low["class_kept"] <= 1 and {r["L"] for r in summary["rows"]} == {2, 3}
     assert (tmp_path / "phase" / "figures" / "phase_transition.png").exists()
@@ -154,5 +170,9 @@ def test_cli_rhm_train_evaluate_and_errors(tmp_path):
     p = _cli("rhm", "train", "--config", bad, "--run-dir", tmp_path / "x")
     assert p.returncode == 2 and "n*m=12" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
-    p = _cli("evaluate", "--run-dir", run)  # an RHM run given to the image command
-    assert p.returncode == 2 and "holds a 'rhm' model" in p.stderr and "Traceback" not in p.stderr
+    p = _cli("evaluate", "--run-dir", run, "--quiet", "--n", "8")  # the plain verb takes every family's runs
+    assert p.returncode == 0 and "valid l1" in p.stdout, p.stderr
+    p = _cli("evaluate", "--run-dir", run, "--guidance", "2")  # an image setting given to an RHM run
+    assert p.returncode == 2 and "sample.guidance is not a sampling setting of a 'rhm' run" in p.stderr
+    p = _cli("train", "--config", ROOT / "configs" / "rhm_seed.yaml", "--dry-run")  # the plain verb trains it
+    assert p.returncode == 0 and "model: rhm" in p.stdout and "source: rhm" in p.stdout

@@ -7,20 +7,28 @@ import json
 import pytest
 
 from taxodiff import config
+from taxodiff.data import get_source
+from taxodiff.families import get_family
 from taxodiff.studies.mode_collapse import PRESETS, cell_config, imbalanced_spec
 from taxodiff.studies.mode_collapse_report import group_rows, verdict
 from tests.conftest import TINY
 from tests.test_cli import run
+
+KEYS = ("cell", "model", "method", "guidance", "prior_guidance", "steps")
+
+
+def _tree(cfg):  # type: ignore[no-untyped-def]
+    return get_source(cfg.data.source)(cfg).hierarchy
 
 
 def test_imbalance_reweights_the_subtypes_of_every_category():
     cfg = config.load(
         None, {"hierarchy": {"a": {"dog": 0.5, "cat": 0.5}, "b": {"car": 0.2, "truck": 0.3, "boat": 0.5}}}
     )
-    h = config.from_dict({"hierarchy": imbalanced_spec(cfg, 0.9)}).build_hierarchy()
+    h = _tree(config.resolve({"hierarchy": imbalanced_spec(cfg, 0.9)}))
     assert h.conditional(0) == pytest.approx([0.9, 0.1])
     assert h.conditional(1) == pytest.approx([0.9, 0.05, 0.05])
-    assert h.category_probs() == pytest.approx(cfg.build_hierarchy().category_probs())
+    assert h.category_probs() == pytest.approx(_tree(cfg).category_probs())
 
 
 def test_cells_change_only_what_they_name():
@@ -34,12 +42,15 @@ def test_cells_change_only_what_they_name():
 
 def test_sampling_grid_has_no_duplicates_and_separate_prior_knob():
     p = PRESETS["quick"]
-    for family in ("flat", "hierarchical"):
-        settings = p.settings("reference", family, 25)
+    flat, two_stage = get_family("flat"), get_family("hierarchical")
+    for fam in (flat, two_stage):
+        settings = p.settings("reference", fam.guidance_knobs, fam.baseline is None, 25)
         assert len(set(settings)) == len(settings)
-    hier = p.settings("reference", "hierarchical", 25)
-    assert {(s.guidance, s.prior_guidance) for s in hier} >= {(7.0, 0.0), (0.0, 7.0)}
-    assert all(s.steps != 25 for s in p.settings("reference", "flat", 25))  # no repeat of the default steps
+    hier = p.settings("reference", two_stage.guidance_knobs, False, 25)
+    assert {(s.guidance, s.knob_scale) for s in hier} >= {(7.0, 0.0), (0.0, 7.0)}
+    assert {s.knob for s in hier} == {None, "prior_guidance"}
+    assert all(s.steps != 25 for s in p.settings("reference", flat.guidance_knobs, True, 25))  # no repeats
+    assert {s.method for s in p.settings("reference", flat.guidance_knobs, True, 25)} == {"cfg", "interval", "cads"}
 
 
 def _row(seed, props, kl, ci):  # type: ignore[no-untyped-def]
@@ -52,19 +63,19 @@ def _row(seed, props, kl, ci):  # type: ignore[no-untyped-def]
 
 
 def test_group_rows_mean_and_seed_spread_and_verdicts():
-    g = group_rows([_row(0, [0.5, 0.5], 0.01, [0.0, 0.03]), _row(1, [0.9, 0.1], 0.30, [0.2, 0.4])])[0]
+    g = group_rows([_row(0, [0.5, 0.5], 0.01, [0.0, 0.03]), _row(1, [0.9, 0.1], 0.30, [0.2, 0.4])], KEYS)[0]
     assert g["kl"] == pytest.approx(0.155) and g["kl_ci"] == [0.01, 0.30]  # min-max over seeds
     assert g["categories"]["animal"]["proportions"] == pytest.approx([0.7, 0.3])
     assert verdict(g).startswith("lost modes (cat in animal; in 1 of 2 seeds)")  # 0.1 < 0.25 * 0.5
-    one = group_rows([_row(0, [0.7, 0.3], 0.09, [0.05, 0.13])])[0]
+    one = group_rows([_row(0, [0.7, 0.3], 0.09, [0.05, 0.13])], KEYS)[0]
     assert one["kl_ci"] == [0.05, 0.13]  # one seed: its bootstrap interval
     assert verdict(one).startswith("kept every mode but mis-weighted")
-    fine = group_rows([_row(0, [0.5, 0.5], 0.001, [0.0, 0.01])])[0]
+    fine = group_rows([_row(0, [0.5, 0.5], 0.001, [0.0, 0.01])], KEYS)[0]
     assert verdict(fine).startswith("kept every mode with proportions consistent with the data")
-    unresolved = group_rows([_row(0, [0.6, 0.4], 0.03, [0.01, 0.08])])[0]
+    unresolved = group_rows([_row(0, [0.6, 0.4], 0.03, [0.01, 0.08])], KEYS)[0]
     assert "does not exclude" in verdict(unresolved)
     failing = group_rows(
-        [{**_row(0, [0.5, 0.5], 0.001, [0.0, 0.01]), "off_category": 0.2, "off_category_ci": [0.1, 0.3]}]
+        [{**_row(0, [0.5, 0.5], 0.001, [0.0, 0.01]), "off_category": 0.2, "off_category_ci": [0.1, 0.3]}], KEYS
     )
     assert verdict(failing[0]).endswith("; images failed: off-category 0.200 [0.100, 0.300]")
 

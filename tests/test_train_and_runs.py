@@ -1,13 +1,11 @@
 import json
-from dataclasses import replace
 
 import pytest
 import torch
 
-from taxodiff import pipeline, runs
+from taxodiff import api, config, runs
 from taxodiff.errors import TaxodiffError
-from taxodiff.sampling import generate, load_model
-from taxodiff.train import batch_indices, lr_factor
+from taxodiff.train.schedule import batch_indices, lr_factor
 
 
 def test_atomic_write_leaves_no_temp(tmp_path):
@@ -23,21 +21,21 @@ def test_batches_cover_an_epoch_and_split_across_ranks():
     assert sorted(full.tolist()) == sorted(halves.tolist())
 
 
-def test_lr_schedule(tiny_cfg):
-    t = replace(tiny_cfg.train, steps=100, warmup=10)
-    assert lr_factor(0, t) == pytest.approx(0.1) and lr_factor(9, t) == pytest.approx(1.0)
-    assert lr_factor(99, t) == pytest.approx(0.1, abs=0.01)
-    c = replace(t, lr_schedule="constant", warmup=0)
-    assert [lr_factor(s, c) for s in (0, 50, 99, 500)] == [1.0] * 4
+def test_lr_schedule():
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1) and lr_factor(9, 100, 10, "cosine") == pytest.approx(
+        1.0
+    )
+    assert lr_factor(99, 100, 10, "cosine") == pytest.approx(0.1, abs=0.01)
+    assert [lr_factor(s, 100, 0, "constant") for s in (0, 50, 99, 500)] == [1.0] * 4
 
 
 @pytest.mark.parametrize("family", ["flat", "hierarchical"])
 def test_resume_equals_uninterrupted(tmp_path, tiny_cfg, family):
-    cfg = replace(tiny_cfg, model=family, device="cpu")
-    pipeline.train_run(cfg, tmp_path / "full", progress=False)
-    half = replace(cfg, train=replace(cfg.train, steps=2))
-    pipeline.train_run(half, tmp_path / "split", progress=False)
-    out = pipeline.train_run(cfg, tmp_path / "split", progress=False)
+    cfg = config.with_overrides(tiny_cfg, {"model": family, "device": "cpu"})
+    api.train(cfg, tmp_path / "full", progress=False)
+    half = config.with_overrides(cfg, {"train.steps": 2})
+    api.train(half, tmp_path / "split", progress=False)
+    out = api.train(cfg, tmp_path / "split", progress=False)
     assert out["resumed_from"] == 2 and out["steps"] == 4
     a, _ = runs.load_checkpoint(runs.resolve_checkpoint(tmp_path / "full"), ("model", "ema"))
     b, _ = runs.load_checkpoint(runs.resolve_checkpoint(tmp_path / "split"), ("model", "ema"))
@@ -49,15 +47,49 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_cfg, family):
 
 
 def test_save_load_gives_identical_samples(tmp_path, tiny_cfg):
-    cfg = replace(tiny_cfg, device="cpu")
-    pipeline.train_run(cfg, tmp_path / "run", progress=False)
-    _, m1, _ = load_model(tmp_path / "run", torch.device("cpu"))
-    _, m2, _ = load_model(tmp_path / "run", torch.device("cpu"))
-    s1 = generate(m1, cfg, cfg.sample, seed=7, progress=False)
-    s2 = generate(m2, cfg, cfg.sample, seed=7, progress=False)
+    cfg = config.with_overrides(tiny_cfg, {"device": "cpu"})
+    api.train(cfg, tmp_path / "run", progress=False)
+    r1, r2 = api.load(tmp_path / "run"), api.load(tmp_path / "run")
+    s1 = r1.family.generate(r1.module, cfg.sample, seed=7, progress=False)
+    s2 = r2.family.generate(r2.module, cfg.sample, seed=7, progress=False)
     assert torch.equal(s1["images"], s2["images"]) and torch.equal(s1["z1"], s2["z1"])
-    s3 = generate(m1, cfg, cfg.sample, seed=8, progress=False)
+    s3 = r1.family.generate(r1.module, cfg.sample, seed=8, progress=False)
     assert not torch.equal(s1["images"], s3["images"])
+
+
+@pytest.mark.parametrize("family", ["flat", "hierarchical"])
+def test_samples_depend_on_the_seed_not_the_batch_size(tmp_path, tiny_cfg, family):
+    """Every sample has its own random stream (EDM's per-sample seeds): cutting the request into batches of 16
+    or of 256 gives the same samples; asking for more samples keeps the first ones."""
+    cfg = config.with_overrides(tiny_cfg, {"model": family, "device": "cpu", "sample.n_per_category": 20})
+    api.train(cfg, tmp_path / "run", progress=False)
+    _, small = api.sample(tmp_path / "run", {"batch_size": 16}, progress=False)
+    _, large = api.sample(tmp_path / "run", {"batch_size": 256}, progress=False)
+    assert torch.equal(small["images"], large["images"]) and torch.equal(small["z2"], large["z2"])
+    _, more = api.sample(tmp_path / "run", {"batch_size": 256, "n_per_category": 24}, progress=False)
+    first = torch.cat([torch.arange(20), 24 + torch.arange(20)])  # the first 20 of each category
+    assert torch.equal(more["images"][first], large["images"])
+
+
+def test_seed_flag_changes_samples_and_is_recorded(tmp_path, tiny_cfg):
+    cfg = config.with_overrides(tiny_cfg, {"model": "flat", "device": "cpu"})
+    api.train(cfg, tmp_path / "run", progress=False)
+    own_path, own = api.sample(tmp_path / "run", progress=False)
+    other_path, other = api.sample(tmp_path / "run", seed=3, progress=False)
+    assert own_path != other_path and other_path.name.endswith("_seed3.safetensors")
+    assert not torch.equal(own["images"], other["images"])
+
+
+def test_initialisation_follows_the_run_seed(tiny_cfg):
+    def weights(seed: int) -> torch.Tensor:
+        run = config.with_overrides(tiny_cfg, {"seed": seed})
+        from taxodiff.families import get_family
+
+        return torch.cat([p.flatten() for p in api.build(get_family(run.model)(run)).parameters()])
+
+    state = torch.random.get_rng_state()
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is left alone
 
 
 def test_foreign_and_missing_checkpoints(tmp_path, tiny_cfg):
@@ -74,15 +106,15 @@ def test_foreign_and_missing_checkpoints(tmp_path, tiny_cfg):
 
 
 def test_refuses_a_different_config_in_the_same_run_dir(tmp_path, tiny_cfg):
-    cfg = replace(tiny_cfg, device="cpu")
-    pipeline.train_run(cfg, tmp_path / "run", progress=False)
+    cfg = config.with_overrides(tiny_cfg, {"device": "cpu"})
+    api.train(cfg, tmp_path / "run", progress=False)
     with pytest.raises(TaxodiffError, match="different config"):
-        pipeline.train_run(replace(cfg, seed=5), tmp_path / "run", progress=False)
+        api.train(config.with_overrides(cfg, {"seed": 5}), tmp_path / "run", progress=False)
 
 
 def test_evaluate_resamples_after_more_training(tmp_path, tiny_cfg):
-    cfg = replace(tiny_cfg, device="cpu", train=replace(tiny_cfg.train, steps=2))
-    pipeline.train_run(cfg, tmp_path / "run", progress=False)
-    assert pipeline.evaluate_run(tmp_path / "run", progress=False)["checkpoint_step"] == 2
-    pipeline.train_run(replace(cfg, train=tiny_cfg.train), tmp_path / "run", progress=False)
-    assert pipeline.evaluate_run(tmp_path / "run", progress=False)["checkpoint_step"] == 4
+    cfg = config.with_overrides(tiny_cfg, {"device": "cpu", "train.steps": 2})
+    api.train(cfg, tmp_path / "run", progress=False)
+    assert api.evaluate(tmp_path / "run", progress=False)["checkpoint_step"] == 2
+    api.train(config.with_overrides(cfg, {"train.steps": 4}), tmp_path / "run", progress=False)
+    assert api.evaluate(tmp_path / "run", progress=False)["checkpoint_step"] == 4

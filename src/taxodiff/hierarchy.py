@@ -1,16 +1,18 @@
 """The shared concept: a tree of classes with conditional probabilities and z1 embeddings.
 
 A :class:`Hierarchy` is a rooted tree. Every non-root node has a probability conditional on its parent;
-the leaves are the finest classes ("subtypes", z1) and each leaf names the shape that draws it. The
-coarse condition z2 is the level ``cond_level`` (1 = children of the root, the "categories").
+the leaves are the finest classes ("subtypes", z1) and each leaf names its label in the data: the shape that
+draws it (synthetic images) or a class of a labelled data set (digits: '0'..'9'). The coarse condition z2 is
+the level ``cond_level`` (1 = children of the root, the "categories").
 
 Written as data (YAML or a dict), as in the config::
 
     {animal: {dog: 0.5, cat: 0.5}, vehicle: {car: 0.7, truck: 0.3}}
 
-A node is a number (a leaf with that probability, its name is its shape), a mapping of children
+A node is a number (a leaf with that probability, its name is its label), a mapping of children
 (probability uniform among its siblings unless they all state one), or an explicit mapping
-``{p: 0.6, children: {...}}`` / ``{p: 0.6, shape: star}``. Trees may be deeper than two levels.
+``{p: 0.6, children: {...}}`` / ``{p: 0.6, label: star}`` (``shape`` is a synonym of ``label``). Trees may be
+deeper than two levels.
 
 This module imports neither torch nor numpy, so configs are validated instantly.
 """
@@ -33,7 +35,7 @@ class Node:
     name: str
     prob: float  # p(node | parent)
     children: tuple[Node, ...] = ()
-    shape: str | None = None  # leaves only
+    label: str | None = None  # leaves only: the shape or data class the leaf stands for
 
     @property
     def is_leaf(self) -> bool:
@@ -59,11 +61,16 @@ class Hierarchy:
         cond_level: int = 1,
         embed_dim: int = 2,
         anchor_seed: int = 0,
-        shapes: tuple[str, ...] | None = None,
+        labels: tuple[str, ...] | None = None,
+        label_word: str = "shape",
+        weights: Mapping[str, float] | None = None,
     ) -> Hierarchy:
+        """Parse and check a spec. ``labels`` (if given) are the leaf labels the data has, ``label_word`` what a
+        label is called in messages ("shape", "class"); unstated sibling probabilities are uniform, or, given
+        ``weights`` (label -> data frequency), proportional to the frequencies of their leaves."""
         if not isinstance(spec, Mapping) or not spec:
             raise TaxodiffError(f"hierarchy must be a non-empty mapping of categories, got {spec!r}")
-        root = Node("root", 1.0, _parse_children(spec, "hierarchy", shapes))
+        root = Node("root", 1.0, _parse_children(spec, "hierarchy", _Labels(labels, label_word, weights)))
         h = cls(root, cond_level, embed_dim, anchor_seed)
         if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 2:
             raise TaxodiffError(f"hierarchy embed_dim={embed_dim} is invalid: allowed is an integer >= 2")
@@ -76,10 +83,12 @@ class Hierarchy:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise TaxodiffError(f"hierarchy leaf names must be unique, repeated: {', '.join(dupes)}")
-        drawn = [n.shape for n in h.leaves]
+        drawn = [n.label for n in h.leaves]
         dupes = sorted({s for s in drawn if drawn.count(s) > 1})
-        if shapes is not None and dupes:
-            raise TaxodiffError(f"each leaf must draw a different shape, used twice: {', '.join(map(str, dupes))}")
+        if labels is not None and dupes:
+            raise TaxodiffError(
+                f"each leaf must be a different {label_word}, listed twice: {', '.join(map(str, dupes))}"
+            )
         return h
 
     def to_spec(self) -> dict[str, Any]:
@@ -102,6 +111,11 @@ class Hierarchy:
     @property
     def leaf_names(self) -> list[str]:
         return [n.name for n in self.leaves]
+
+    @property
+    def leaf_labels(self) -> list[str]:
+        """The data label (shape or class) of every leaf."""
+        return [n.label or n.name for n in self.leaves]
 
     @property
     def category_names(self) -> list[str]:
@@ -201,50 +215,83 @@ class Hierarchy:
 
 
 # -- parsing ---------------------------------------------------------------------------------------------
-def _parse_children(spec: Mapping[str, Any], where: str, shapes: tuple[str, ...] | None) -> tuple[Node, ...]:
-    if not isinstance(spec, Mapping) or not spec:
-        raise TaxodiffError(f"{where} is empty: every category needs at least one subtype")
-    entries = []
+@dataclass(frozen=True)
+class _Labels:
+    allowed: tuple[str, ...] | None  # the labels the data has (None: anything)
+    word: str  # what a label is called in messages
+    weights: Mapping[str, float] | None = None  # data frequency of each label, for unstated probabilities
+
+
+LEAF_KEYS = ("p", "children", "label", "shape")
+
+
+def _parse_children(spec: Any, where: str, labels: _Labels) -> tuple[Node, ...]:
+    """Parse a mapping (or a list of leaf names) of children; returns nodes with their sibling probabilities."""
+    spec = _as_mapping(spec, where)
+    entries: list[tuple[str, float | None, Node]] = []
     for name, value in spec.items():
         name = str(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
-            raise TaxodiffError(
-                f"{where}.{name} = {value!r} is invalid: allowed is a probability or a mapping of children"
-            )
-        if isinstance(value, (int, float)):
-            entries.append((name, float(value), None, name))
-        elif "p" in value or "children" in value or "shape" in value:
-            extra = set(value) - {"p", "children", "shape"}
-            if extra:
-                raise TaxodiffError(f"{where}.{name} has unknown keys {sorted(extra)}: allowed are p, children, shape")
-            p = value.get("p")
-            if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))):
-                raise TaxodiffError(f"{where}.{name}.p = {p!r} is invalid: allowed is a number in (0, 1]")
-            if "children" in value:
-                entries.append((name, None if p is None else float(p), value["children"], None))
-            else:
-                entries.append((name, None if p is None else float(p), None, str(value.get("shape", name))))
-        else:
-            entries.append((name, None, value, None))
-    probs = _sibling_probs(entries, where)
-    nodes = []
-    for (name, _, children, shape), p in zip(entries, probs, strict=True):
-        if children is not None:
-            nodes.append(Node(name, p, _parse_children(children, f"{where}.{name}", shapes)))
-        else:
-            if shapes is not None and shape not in shapes:
-                raise TaxodiffError(f"{where}.{name}: unknown shape {shape!r}; allowed shapes: {', '.join(shapes)}")
-            nodes.append(Node(name, p, (), shape))
-    return tuple(nodes)
+        p, node = _parse_node(name, value, f"{where}.{name}", labels)
+        entries.append((name, p, node))
+    probs = _sibling_probs(entries, where, labels)
+    return tuple(Node(n.name, p, n.children, n.label) for (_, _, n), p in zip(entries, probs, strict=True))
 
 
-def _sibling_probs(entries: list[tuple[str, float | None, Any, Any]], where: str) -> list[float]:
-    given = [p for _, p, _, _ in entries]
+def _as_mapping(spec: Any, where: str) -> Mapping[str, Any]:
+    if isinstance(spec, list):  # leaf names, probabilities unstated
+        names = [str(x) for x in spec]
+        twice = sorted({x for x in names if names.count(x) > 1})
+        if twice:
+            raise TaxodiffError(f"{where} lists {', '.join(map(repr, twice))} twice: each child appears once")
+        spec = {x: {"label": x} for x in names}
+    if not isinstance(spec, Mapping) or not spec:
+        raise TaxodiffError(f"{where} is empty: every category needs at least one subtype")
+    return spec
+
+
+def _parse_node(name: str, value: Any, where: str, labels: _Labels) -> tuple[float | None, Node]:
+    """(stated probability or None, the node with a placeholder probability)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Mapping, list)):
+        raise TaxodiffError(f"{where} = {value!r} is invalid: allowed is a probability or a mapping of children")
+    if isinstance(value, (int, float)):
+        return float(value), _leaf(name, name, where, labels)
+    if isinstance(value, list) or not any(k in value for k in LEAF_KEYS):
+        return None, Node(name, 1.0, _parse_children(value, where, labels))
+    extra = set(map(str, value)) - set(LEAF_KEYS)
+    if extra:
+        raise TaxodiffError(f"{where} has unknown keys {sorted(extra)}: allowed are {', '.join(LEAF_KEYS)}")
+    p = value.get("p")
+    if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))):
+        raise TaxodiffError(f"{where}.p = {p!r} is invalid: allowed is a number in (0, 1]")
+    p = None if p is None else float(p)
+    if "children" in value:
+        return p, Node(name, 1.0, _parse_children(value["children"], where, labels))
+    return p, _leaf(name, str(value.get("label", value.get("shape", name))), where, labels)
+
+
+def _leaf(name: str, label: str, where: str, labels: _Labels) -> Node:
+    if labels.allowed is not None and label not in labels.allowed:
+        raise TaxodiffError(
+            f"{where}: unknown {labels.word} {label!r}; allowed {_plural(labels.word)}: {', '.join(labels.allowed)}"
+        )
+    return Node(name, 1.0, (), label)
+
+
+def _plural(word: str) -> str:
+    return word + ("es" if word.endswith("s") else "s")
+
+
+def _sibling_probs(entries: list[tuple[str, float | None, Node]], where: str, labels: _Labels) -> list[float]:
+    given = [p for _, p, _ in entries]
     if all(p is None for p in given):
-        return [1.0 / len(entries)] * len(entries)
+        if labels.weights is None:
+            return [1.0 / len(entries)] * len(entries)
+        mass = [sum(labels.weights.get(leaf.label or leaf.name, 0.0) for leaf in _leaves(n)) for _, _, n in entries]
+        total = sum(mass)
+        return [m / total for m in mass] if total > 0 else [1.0 / len(entries)] * len(entries)
     if any(p is None for p in given):
         raise TaxodiffError(f"{where}: give a probability to every child or to none (then they are uniform)")
-    for name, p, _, _ in entries:
+    for name, p, _ in entries:
         if not 0.0 < p <= 1.0:  # type: ignore[operator]
             raise TaxodiffError(f"{where}.{name} has probability {p}: allowed is a number in (0, 1]")
     total = sum(given)  # type: ignore[arg-type]
@@ -255,7 +302,7 @@ def _sibling_probs(entries: list[tuple[str, float | None, Any, Any]], where: str
 
 def _node_spec(node: Node) -> Any:
     if node.is_leaf:
-        return node.prob if node.shape == node.name else {"p": node.prob, "shape": node.shape}
+        return node.prob if node.label == node.name else {"p": node.prob, "label": node.label}
     return {"p": node.prob, "children": {c.name: _node_spec(c) for c in node.children}}
 
 

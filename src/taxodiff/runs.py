@@ -5,7 +5,8 @@
       metrics.jsonl             one JSON object per logged training step
       checkpoints/step-000800/  model.safetensors, ema.safetensors, optim.safetensors, state.json
       checkpoints/latest        name of the newest complete checkpoint
-      samples/, figures/, eval.json
+      samples/<tag>.safetensors  generated samples (and the checkpoint step that drew them)
+      figures/, eval.json       sample grids; scores by sampling tag
 
 Every file is written atomically (temporary file, then rename); a checkpoint directory is complete
 before ``latest`` points at it. Nothing is ever unpickled.
@@ -51,11 +52,12 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file's content, or one line saying why it cannot be read."""
+    from taxodiff.config.loader import read_text
+
     p = Path(path)
     try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise TaxodiffError(f"{str(p)!r} does not exist") from None
+        return json.loads(read_text(p, "file"))
     except json.JSONDecodeError as e:
         raise TaxodiffError(f"{str(p)!r} is not valid JSON ({e.msg})") from None
 
@@ -66,10 +68,16 @@ def append_jsonl(path: str | Path, obj: dict[str, Any]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file ([] if there is none)."""
+    from taxodiff.config.loader import read_text
+
     p = Path(path)
     if not p.exists():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    try:
+        return [json.loads(line) for line in read_text(p, "file").splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise TaxodiffError(f"{str(p)!r} is not valid JSON lines ({e.msg})") from None
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------
@@ -146,3 +154,23 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if found is None:
         raise TaxodiffError(f"{str(p)!r} holds no taxodiff checkpoint (expected checkpoints/latest or state.json)")
     return found
+
+
+# -- samples -------------------------------------------------------------------------------------------------
+def save_samples(run_dir: Path, tag: str, samples: dict[str, Any]) -> Path:
+    """``samples/<tag>.safetensors``, atomically."""
+    from safetensors.torch import save
+
+    path = Path(run_dir) / "samples" / f"{tag}.safetensors"
+    atomic_write(path, save({k: v.contiguous() for k, v in samples.items()}))
+    return path
+
+
+def load_samples(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise TaxodiffError(f"{str(path)!r} is not a valid safetensors file ({e})") from None

@@ -21,6 +21,8 @@ import numpy as np
 
 from taxodiff.hierarchy import Hierarchy
 
+KL_MATCHED = 0.02  # nats: reports call proportions matched below this (an interval entirely above: mis-weighted)
+
 
 @dataclass(frozen=True)
 class ModeSettings:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from taxodiff.data.rhm import Grammar
+from taxodiff.data.rhm.grammar import Grammar
 from taxodiff.metrics.modes import ModeSettings, kl, mode_metrics
 
 

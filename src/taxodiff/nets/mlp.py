@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from taxodiff.nets.unet import CondEmbedding
+from taxodiff.nets.embedding import CondEmbedding
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from taxodiff.nets.unet import timestep_embedding
+from taxodiff.nets.embedding import timestep_embedding
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from taxodiff.nets.unet import timestep_embedding
+from taxodiff.nets.embedding import timestep_embedding
 
 
 @dataclass(frozen=True)

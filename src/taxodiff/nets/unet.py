@@ -1,7 +1,9 @@
 """A compact image U-Net: eps(x_t, t, c).
 
-The network maps (noisy image, timestep, condition vector) to a prediction. It knows nothing of noise
-schedules: ``t`` is just a number embedded sinusoidally. Conditioning is a dense vector (one-hot category
+The network maps (noisy image, time, condition vector) to a prediction. It knows nothing of noise
+schedules: ``t`` is just a number embedded sinusoidally. Input and output channels are set apart (extra
+input channels carry an image condition); any image size works: the input is padded to a multiple of
+``patch * 2**(levels - 1)`` and the output cropped back. Conditioning is a dense vector (one-hot category
 for the flat model, a z1 embedding for the hierarchical decoder); ``drop`` swaps it for a learned null
 embedding, which is what classifier-free guidance needs.
 
@@ -11,55 +13,25 @@ block, as in the seed's UNet. Measured against diffusers' ``UNet2DModel`` in ``b
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from taxodiff.nets.embedding import CondEmbedding
+
 
 @dataclass(frozen=True)
 class UNetConfig:
     in_channels: int = 3
+    out_channels: int = 0  # 0: as many as in_channels
     channels: tuple[int, ...] = (32, 64, 64)  # width at each resolution, halving the size each time
     blocks_per_level: int = 1
     cond_dim: int = 2  # size of the condition vector
     emb_dim: int = 128  # size of the time + condition embedding
     groups: int = 8  # GroupNorm groups
     patch: int = 2  # pixel-unshuffle factor at the input (1 = none); 2 runs the U-Net at half resolution
-
-
-def timestep_embedding(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal embedding of (possibly fractional) timesteps. t: (B,) -> (B, dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
-
-
-class CondEmbedding(nn.Module):
-    """Time and condition to one embedding vector; ``drop`` rows get the learned null condition.
-
-    A continuous condition (a z1 embedding) enters through fixed random Fourier features as well as
-    linearly, so that nearby anchors get clearly different embeddings from the first steps of training.
-    """
-
-    def __init__(self, cond_dim: int, emb_dim: int, fourier: int = 32, fourier_scale: float = 1.0) -> None:
-        super().__init__()
-        self.emb_dim = emb_dim
-        self.time = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        g = torch.Generator().manual_seed(0)
-        self.register_buffer("freqs", torch.randn(cond_dim, fourier, generator=g) * fourier_scale)
-        self.cond = nn.Sequential(nn.Linear(cond_dim + 2 * fourier, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.null = nn.Parameter(torch.zeros(emb_dim))
-
-    def forward(self, t: Tensor, cond: Tensor, drop: Tensor | None = None) -> Tensor:
-        phase = 2 * math.pi * cond.float() @ self.freqs  # (B, fourier)
-        c = self.cond(torch.cat([cond.float(), phase.sin(), phase.cos()], dim=1))  # (B, E)
-        if drop is not None:
-            c = torch.where(drop[:, None], self.null.to(c.dtype).expand_as(c), c)
-        return self.time(timestep_embedding(t, self.emb_dim)) + c
 
 
 class ResBlock(nn.Module):
@@ -83,15 +55,16 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps(x, t, cond). x: (B, C, H, W), H and W divisible by patch * 2**(levels-1); t: (B,); cond: (B, cond_dim)."""
+    """eps(x, t, cond). x: (B, C_in, H, W); t: (B,); cond: (B, cond_dim) -> (B, C_out, H, W)."""
 
     def __init__(self, cfg: UNetConfig) -> None:
         super().__init__()
         self.cfg = cfg
         ch, e, g = cfg.channels, cfg.emb_dim, cfg.groups
         self.embed = CondEmbedding(cfg.cond_dim, e)
-        pixels = cfg.in_channels * cfg.patch**2
-        self.stem = nn.Conv2d(pixels, ch[0], 3, padding=1)
+        self.multiple = cfg.patch * 2 ** (len(ch) - 1)
+        out_channels = cfg.out_channels or cfg.in_channels
+        self.stem = nn.Conv2d(cfg.in_channels * cfg.patch**2, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         skips = [ch[0]]
@@ -118,13 +91,17 @@ class UNet(nn.Module):
             self.up.append(blocks)
             self.upsample.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
         self.out_norm = nn.GroupNorm(min(g, c), c)
-        self.out = nn.Conv2d(c, pixels, 3, padding=1)
+        self.out = nn.Conv2d(c, out_channels * cfg.patch**2, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor, drop: Tensor | None = None) -> Tensor:
         emb = self.embed(t, cond, drop)  # (B, E)
         p = self.cfg.patch
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % self.multiple, -width % self.multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
         h = self.stem(F.pixel_unshuffle(x, p) if p > 1 else x)
         hs = [h]
         for blocks, down in zip(self.down, self.downsample, strict=True):
@@ -141,4 +118,5 @@ class UNet(nn.Module):
             if not isinstance(up, nn.Identity):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
         out = self.out(F.silu(self.out_norm(h)))
-        return F.pixel_shuffle(out, p) if p > 1 else out
+        out = F.pixel_shuffle(out, p) if p > 1 else out
+        return out[..., :height, :width]

@@ -27,9 +27,11 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from taxodiff.processes.gaussian import Denoiser
+from taxodiff.noise import Noise
+from taxodiff.processes.base import Denoiser
+from taxodiff.processes.choices import GUIDANCE_METHODS
 
-METHODS = ("cfg", "interval", "cads")
+METHODS = GUIDANCE_METHODS
 
 
 class CondNet(Protocol):
@@ -46,11 +48,11 @@ class Guidance:
     cads_psi: float = 1.0  # mix of the rescaled and the raw noised condition
 
 
-def drop_mask(batch: int, p_uncond: float, gen: torch.Generator, device: torch.device | str = "cpu") -> Tensor | None:
+def drop_mask(batch: int, p_uncond: float, noise: Noise, device: torch.device | str = "cpu") -> Tensor | None:
     """Training-time condition dropout: True where the condition is replaced by the null condition."""
     if p_uncond <= 0:
         return None
-    return (torch.rand(batch, generator=gen) < p_uncond).to(device)
+    return (noise.rand((batch,)) < p_uncond).to(device)
 
 
 def cads_gamma(tau: Tensor, tau1: float, tau2: float) -> Tensor:
@@ -58,10 +60,10 @@ def cads_gamma(tau: Tensor, tau1: float, tau2: float) -> Tensor:
     return ((tau2 - tau) / (tau2 - tau1)).clamp(0.0, 1.0)
 
 
-def anneal_condition(cond: Tensor, gamma: Tensor, noise: float, psi: float, gen: torch.Generator) -> Tensor:
+def anneal_condition(cond: Tensor, gamma: Tensor, scale: float, psi: float, noise: Noise) -> Tensor:
     """CADS' noised condition for a batch (B, D) at one step (gamma: scalar tensor)."""
-    n = torch.randn(cond.shape, generator=gen).to(cond.device)
-    c = gamma.sqrt() * cond + noise * (1 - gamma).sqrt() * n
+    n = noise.randn(cond.shape, cond.device)
+    c = gamma.sqrt() * cond + scale * (1 - gamma).sqrt() * n
     if psi == 0 or cond.shape[1] < 2:
         return c
     mean, std = cond.mean(dim=1, keepdim=True), cond.std(dim=1, keepdim=True)
@@ -74,26 +76,26 @@ def guided(
     cond: Tensor,
     rule: Guidance | float,
     alphas_cumprod: Tensor | None = None,
-    gen: torch.Generator | None = None,
+    noise: Noise | None = None,
 ) -> Denoiser:
-    """Guided denoiser for a fixed batch of conditions (B, cond_dim).
+    """Guided denoiser ``(x, net_t) -> output`` for a fixed batch of conditions (B, cond_dim).
 
-    ``rule`` is a Guidance or a plain CFG scale. "interval" needs the process' ``alphas_cumprod`` (for sigma_t)
-    and "cads" needs it (for T) and a generator for its condition noise.
+    ``rule`` is a Guidance or a plain CFG scale. "interval" needs the process' ``alphas_cumprod`` indexed by
+    the network's time (for sigma_t), and "cads" needs it (for T) and the batch's noise for its condition noise.
     """
     g = rule if isinstance(rule, Guidance) else Guidance(scale=float(rule))
     if g.method not in METHODS:
         raise ValueError(f"guidance method {g.method!r} is not one of {', '.join(METHODS)}")
     if g.method != "cfg" and alphas_cumprod is None:
         raise ValueError(f"guidance method {g.method!r} needs the process' alphas_cumprod")
-    if g.method == "cads" and gen is None:
-        raise ValueError("guidance method 'cads' needs a generator for its condition noise")
+    if g.method == "cads" and noise is None:
+        raise ValueError("guidance method 'cads' needs random streams for its condition noise")
 
     def condition(t: Tensor) -> Tensor:
         if g.method != "cads":
             return cond
         tau = t[:1].float().cpu() / len(alphas_cumprod)
-        return anneal_condition(cond, cads_gamma(tau, *g.cads_tau).to(cond.device), g.cads_noise, g.cads_psi, gen)
+        return anneal_condition(cond, cads_gamma(tau, *g.cads_tau).to(cond.device), g.cads_noise, g.cads_psi, noise)
 
     def active(t: Tensor) -> bool:
         if g.scale == 0:

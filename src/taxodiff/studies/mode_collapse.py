@@ -3,21 +3,20 @@ hierarchical factorisation change that?
 
 A study is a grid. Training regimes ("cells") change what a model learns from: the reference (the
 config as given), sub-class imbalance, a small training set, a short training budget. Every cell
-trains both families, with the same network, data and steps, for every seed. Sampling settings change
-how a trained model is used: guidance scale, guidance rule (plain CFG, the interval rule, CADS) and
-sampling steps; for the hierarchical model the prior's and the decoder's guidance are separate knobs.
+trains every family of the comparison (the registry's flat baseline and the hierarchical families), with the
+same network, data and steps, for every seed. Sampling settings change how a trained model is used: guidance
+scale, guidance rule (plain CFG, the interval rule, CADS) and sampling steps; a family's other guidance knobs
+(the hierarchical prior's) are swept separately.
 The full sampling grid runs on the reference cell; the other cells are sampled at guidance 0 and at
 one higher scale.
 
-Everything is read back from run directories (``<out>/<cell>/seed<k>/<family>``): each evaluation is a
-row of ``<out>/results.jsonl``, the report is written from those rows. Re-running the study resumes:
-finished training runs and evaluations are reused.
+Runs live in ``<out>/<cell>/seed<k>/<family>``; each evaluation is a row of ``<out>/results.jsonl`` and the
+report is written from those rows. Re-running the study resumes (:mod:`taxodiff.studies.grid`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,8 +26,7 @@ from taxodiff import config as config_mod
 from taxodiff import runs
 from taxodiff.config import RunConfig
 from taxodiff.errors import TaxodiffError
-
-FAMILIES = ("flat", "hierarchical")
+from taxodiff.studies.grid import Job, run_jobs
 
 
 @dataclass(frozen=True)
@@ -43,23 +41,22 @@ class Cell:
 
 @dataclass(frozen=True)
 class Setting:
-    """A sampling setting. steps None = the config's."""
+    """A sampling setting: the image network's guidance scale and rule, or one other guidance knob of a
+    family (e.g. its prior's) swept alone; steps None = the config's."""
 
     guidance: float = 0.0
-    prior_guidance: float = 0.0
+    knob: str | None = None  # another guidance scale of the family (a sample key), or None
+    knob_scale: float = 0.0
     method: str = "cfg"
     steps: int | None = None
 
-    def overrides(self) -> dict[str, Any]:
+    def for_family(self, knobs: dict[str, str]) -> dict[str, Any]:
         out: dict[str, Any] = {"guidance": self.guidance, "guidance_method": self.method}
         if self.steps is not None:
             out["steps"] = self.steps
-        return out
-
-    def for_family(self, family: str) -> dict[str, Any]:
-        out = self.overrides()
-        if family == "hierarchical":
-            out["prior_guidance"] = self.prior_guidance
+        for k in knobs:
+            if k != "guidance":
+                out[k] = self.knob_scale if k == self.knob else 0.0
         return out
 
 
@@ -69,7 +66,7 @@ class Preset:
     seeds: int  # number of seeds: the config's seed, +1, +2, ...
     base: dict[str, Any]  # dotted values replacing the defaults (a user's --config still overrides them)
     scales: tuple[float, ...]  # guidance scales swept on the reference cell
-    methods: tuple[str, ...]  # guidance rules for the flat model beside plain CFG
+    methods: tuple[str, ...]  # guidance rules for the baseline beside plain CFG
     sampling_steps: tuple[int, ...]  # sampling-step regime (at guidance 0 and the cells' higher scale)
     cell_scale: float  # the higher scale at which the other cells are sampled
     short_fraction: float  # the short-training cell trains this fraction of the reference's steps
@@ -85,16 +82,17 @@ class Preset:
             Cell("short_training", f"{short:,} training steps", {"train.steps": short}),
         ]
 
-    def settings(self, cell: str, family: str, default_steps: int) -> list[Setting]:
+    def settings(self, cell: str, knobs: dict[str, str], baseline: bool, default_steps: int) -> list[Setting]:
         """Sampling settings of one trained model. At scale 0 the interval rule is plain CFG (not repeated);
-        CADS is not (it anneals the condition even unguided)."""
+        CADS is not (it anneals the condition even unguided). Other guidance knobs are swept alone."""
         if cell != "reference":
             return [Setting(0.0), Setting(self.cell_scale)]
         out = [Setting(w) for w in self.scales]
-        if family == "flat":
+        if baseline:
             out += [Setting(w, method=m) for m in self.methods for w in self.scales if w > 0 or m == "cads"]
-        else:
-            out += [Setting(0.0, prior_guidance=w) for w in self.scales if w > 0]
+        for knob in knobs:
+            if knob != "guidance":
+                out += [Setting(0.0, knob, w) for w in self.scales if w > 0]
         steps = [s for s in self.sampling_steps if s != default_steps]
         out += [Setting(w, steps=s) for s in steps for w in (0.0, self.cell_scale)]
         return out
@@ -121,9 +119,11 @@ PRESETS: dict[str, Preset] = {
 
 
 def imbalanced_spec(cfg: RunConfig, major: float) -> dict[str, Any]:
-    """The config's hierarchy with the children of every condition node reweighted: the first gets ``major``,
-    the others share the rest equally."""
-    spec = copy.deepcopy(cfg.build_hierarchy().to_spec())
+    """The config's class tree with the children of every condition node reweighted: the first gets ``major``,
+    the others share the rest equally (category probabilities unchanged)."""
+    from taxodiff.data import get_source
+
+    spec = copy.deepcopy(get_source(cfg.data.source)(cfg).hierarchy.to_spec())
 
     def walk(children: dict[str, Any], depth: int) -> None:
         for value in children.values():
@@ -143,29 +143,20 @@ def imbalanced_spec(cfg: RunConfig, major: float) -> dict[str, Any]:
 
 
 def cell_config(cfg: RunConfig, cell: Cell, seed: int) -> RunConfig:
-    data: dict[str, Any] = {"seed": seed}
+    data: dict[str, Any] = {"seed": seed, **cell.overrides}
     if cell.imbalance is not None:
         data["hierarchy"] = imbalanced_spec(cfg, cell.imbalance)
-    out = config_mod.from_dict(data, base=cfg)
-    return config_mod.with_overrides(out, cell.overrides)
+    return config_mod.with_overrides(cfg, data)
 
 
-def record(
-    cell: Cell, seed: int, family: str, setting: Setting, run_dir: Path, ev: dict[str, Any], train: dict[str, Any]
-) -> dict[str, Any]:
+def record(job: Job, setting: dict[str, Any], train: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
     """One row of results.jsonl: the regime, the setting and the measured numbers (point and 95% interval)."""
     o = ev["images"]["overall"]
     row: dict[str, Any] = {
-        "cell": cell.name,
-        "seed": seed,
-        "model": family,
-        "method": setting.method,
-        "guidance": setting.guidance,
-        "prior_guidance": setting.prior_guidance if family == "hierarchical" else None,
+        "method": setting["guidance_method"],
+        "guidance": setting["guidance"],
+        **{k: v for k, v in setting.items() if k not in ("guidance", "guidance_method", "steps")},
         "steps": ev["sample"]["steps"],
-        "tag": ev["tag"],
-        "run_dir": str(run_dir),
-        "train_steps": train["steps"],
         "train_seconds": train["seconds"],
         "n": o["n"],
         "entropy_data": o["entropy_data"],
@@ -190,47 +181,38 @@ def record(
     return row
 
 
-def _done(run_dir: Path, tag: str, classifier_key: str) -> dict[str, Any] | None:
-    """A finished evaluation of the run's current checkpoint by the current classifier, if eval.json holds one."""
-    path = run_dir / "eval.json"
-    if not path.exists():
-        return None
-    ev = runs.read_json(path)["evaluations"].get(tag)
-    latest = runs.latest_checkpoint(run_dir)
-    if ev is None or latest is None or "features" not in ev or ev["classifier"].get("key") != classifier_key:
-        return None
-    step = runs.read_json(latest / "state.json")["step"]
-    return ev if ev.get("checkpoint_step") == step else None
+def jobs(cfg: RunConfig, preset: Preset, out: Path) -> list[Job]:
+    """Every (regime, seed, family) training run of the study with its sampling settings."""
+    from taxodiff.data import get_source
+    from taxodiff.families import compared
+
+    families = compared(get_source(cfg.data.source).kind)
+    out_jobs = []
+    for cell in preset.cells(cfg):
+        for seed in range(cfg.seed, cfg.seed + preset.seeds):
+            cell_cfg = cell_config(cfg, cell, seed)
+            for fam in families:
+                run_cfg = config_mod.for_family(cell_cfg, fam.name)
+                settings = preset.settings(cell.name, fam.guidance_knobs, fam.baseline is None, run_cfg.sample.steps)
+                out_jobs.append(
+                    Job(
+                        {"cell": cell.name, "seed": seed, "model": fam.name},
+                        run_cfg,
+                        out / cell.name / f"seed{seed}" / fam.name,
+                        tuple(s.for_family(fam.guidance_knobs) for s in settings),
+                    )
+                )
+    return out_jobs
 
 
 def run_study(cfg: RunConfig, preset: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
     """Train, sample and evaluate the whole grid, then write results.jsonl, summary.json and the report."""
-    from taxodiff import pipeline
-    from taxodiff.evaluate import domain_spec
-    from taxodiff.sampling import sample_tag
     from taxodiff.studies import mode_collapse_report as report
 
     out = Path(out)
     t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    cells = preset.cells(cfg)
-    for cell in cells:
-        for seed in range(cfg.seed, cfg.seed + preset.seeds):
-            cell_cfg = cell_config(cfg, cell, seed)
-            for family in FAMILIES:
-                run_cfg = replace(cell_cfg, model=family)
-                run_dir = out / cell.name / f"seed{seed}" / family
-                train = pipeline.train_run(run_cfg, run_dir, resume=True, progress=progress)
-                key = domain_spec(run_cfg, run_cfg.build_hierarchy()).key()
-                for setting in preset.settings(cell.name, family, run_cfg.sample.steps):
-                    ov = setting.for_family(family)
-                    tag = sample_tag(pipeline.sample_settings(run_cfg, ov), family)
-                    ev = _done(run_dir, tag, key) or pipeline.evaluate_run(
-                        run_dir, ov, device=cfg.device, progress=progress
-                    )
-                    rows.append(record(cell, seed, family, setting, run_dir, ev, train))
-    runs.atomic_write(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    summary = report.summarise(cfg, preset, cells, rows, round(time.perf_counter() - t0, 1))
+    rows = run_jobs(jobs(cfg, preset, out), out, record, progress)
+    summary = report.summarise(cfg, preset, preset.cells(cfg), rows, round(time.perf_counter() - t0, 1))
     runs.write_json(out / "summary.json", summary)
     report.write_report(out, summary, rows)
     return summary
@@ -240,3 +222,25 @@ def preset_named(name: str) -> Preset:
     if name not in PRESETS:
         raise TaxodiffError(f"--preset {name!r} is invalid: allowed are {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, seeds: int | None = None) -> dict:
+    p = preset_named(preset)
+    return run_study(cfg, replace(p, seeds=seeds or p.seeds), out, progress)
+
+
+def _study() -> Any:
+    from taxodiff.studies import Study
+
+    return Study(
+        name="mode-collapse",
+        help="flat vs hierarchical across guidance, imbalance, data size, training budget, sampling steps",
+        presets={"quick": "~20 min on 2 CPU cores", "full": "3 seeds, the config's budget: hours on a CPU"},
+        default_out="runs/study-mode-collapse",
+        run=_run,
+        under=lambda preset: preset_named(preset).base,
+        options=("seeds",),
+    )
+
+
+STUDY = _study()

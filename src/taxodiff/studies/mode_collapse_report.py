@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
-from taxodiff.report import KL_OK, write_pages
+from taxodiff.metrics.modes import KL_MATCHED as KL_OK
+from taxodiff.report.pages import write_pages
 
 METRICS = (
     "kl",
@@ -36,24 +38,73 @@ METRICS = (
     "within_subtype_ratio",
     "memorisation",
 )
-KEY = ("cell", "model", "method", "guidance", "prior_guidance", "steps")
-STYLES = {  # series -> (colour, line style), the same in every figure
-    "flat, cfg": ("C0", "-"),
-    "flat, interval": ("C2", "-"),
-    "flat, cads": ("C4", "-"),
-    "hierarchical, decoder guided": ("C1", "--"),
-    "hierarchical, prior guided": ("C3", "--"),
-}
+COLOURS = ("C0", "C2", "C4", "C1", "C3", "C5", "C6", "C7")
 
 
-def group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Roles:
+    """Who is compared: the baseline family, the hierarchical one, and its other guidance knob (read from the
+    registry when the study ran, kept in the summary)."""
+
+    base: str
+    hier: str
+    knob: str | None  # the hierarchical family's other guidance scale (a sample key), if any
+    knob_label: str  # what that knob guides ("prior")
+    main_label: str  # what the main guidance scale guides in the hierarchical family ("decoder")
+
+    @classmethod
+    def of(cls, summary: dict[str, Any]) -> Roles:
+        f = summary["families"]
+        return cls(f["baseline"], f["contender"], f["knob"], f["knob_label"], f["main_label"])
+
+    def keys(self) -> tuple[str, ...]:
+        return ("cell", "model", "method", "guidance", *((self.knob,) if self.knob else ()), "steps")
+
+    def styles(self) -> dict[str, tuple[str, str]]:
+        """series -> (colour, line style), the same in every figure."""
+        names = [f"{self.base}, cfg", f"{self.base}, interval", f"{self.base}, cads", self.main_series]
+        names += [self.knob_series] if self.knob else []
+        return {n: (COLOURS[i], "--" if n.startswith(self.hier) else "-") for i, n in enumerate(names)}
+
+    @property
+    def main_series(self) -> str:
+        return f"{self.hier}, {self.main_label} guided"
+
+    @property
+    def knob_series(self) -> str:
+        return f"{self.hier}, {self.knob_label} guided"
+
+    def unguided_knob(self) -> dict[str, Any]:
+        """find() arguments selecting the hierarchical family's rows with its other knob at 0."""
+        return {self.knob: 0.0} if self.knob else {}
+
+
+def families_of(kind: str) -> dict[str, Any]:
+    """The roles of the registry's families for data of ``kind`` (what the summary records)."""
+    from taxodiff.families import compared
+
+    fams = compared(kind)
+    base = next(f for f in fams if f.baseline is None)
+    hier = next((f for f in fams if f.baseline is not None), base)
+    extra = [k for k in hier.guidance_knobs if k != "guidance"]
+    return {
+        "baseline": base.name,
+        "contender": hier.name,
+        "knob": extra[0] if extra else None,
+        "knob_label": hier.guidance_knobs.get(extra[0], "") if extra else "",
+        "main_label": hier.guidance_knobs.get("guidance", "image"),
+        "summaries": {f.name: f.summary for f in fams},
+    }
+
+
+def group_rows(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """Aggregate seeds: mean and interval per metric, mean subtype proportions, the seeds' run dirs."""
     by: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by[tuple(r[k] for k in KEY)].append(r)
+        by[tuple(r.get(k) for k in keys)].append(r)
     out = []
     for key, rs in by.items():
-        g: dict[str, Any] = dict(zip(KEY, key, strict=True))
+        g: dict[str, Any] = dict(zip(keys, key, strict=True))
         g["seeds"] = [r["seed"] for r in rs]
         g["run_dirs"] = [r["run_dir"] for r in rs]
         g["tag"] = rs[0]["tag"]
@@ -89,7 +140,7 @@ def group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def find(groups: list[dict[str, Any]], **want: Any) -> dict[str, Any] | None:
     for g in groups:
-        if all(g[k] == v for k, v in want.items()):
+        if all(g.get(k) == v for k, v in want.items()):
             return g
     return None
 
@@ -124,7 +175,7 @@ def verdict(g: dict[str, Any]) -> str:
 
 
 def _quality(g: dict[str, Any]) -> str:
-    """Off-category rate and (hierarchical) fidelity when they show failed images, not modes."""
+    """Off-category rate and (where there is one) fidelity when they show failed images, not modes."""
     bad = []
     if g.get("off_category", 0) > 0.02:
         bad.append(f"off-category {_ci(g, 'off_category')}")
@@ -139,57 +190,55 @@ def findings(
     scales: list[float],
     cell_scale: float,
     default_steps: int,
+    roles: Roles,
 ) -> list[str]:
+    base, hier, knob = roles.base, roles.hier, roles.knob
     out = []
     for cell in cells:
         ws = scales if cell["name"] == "reference" else [0.0, cell_scale]
         for w in ws:
-            f = find(groups, cell=cell["name"], model="flat", method="cfg", guidance=w, steps=default_steps)
+            f = find(groups, cell=cell["name"], model=base, method="cfg", guidance=w, steps=default_steps)
             h = find(
-                groups,
-                cell=cell["name"],
-                model="hierarchical",
-                method="cfg",
-                guidance=w,
-                prior_guidance=0.0,
-                steps=default_steps,
-            )
+                groups, cell=cell["name"], model=hier, method="cfg", guidance=w, steps=default_steps,
+                **roles.unguided_knob(),
+            )  # fmt: skip
             if f is None or h is None:
                 continue
             diff = h["kl"] - f["kl"]
             name = cell["name"].replace("_", " ").capitalize()
+            unguided = f", {roles.knob_label} unguided" if knob else ""
             out.append(
-                f"{name} ({cell['description']}), guidance {w:g}: the flat model {verdict(f)}. "
-                f"The hierarchical model (decoder guidance {w:g}, prior unguided) {verdict(h)}; "
-                f"KL difference hierarchical - flat {diff:+.3f} nats."
+                f"{name} ({cell['description']}), guidance {w:g}: the {base} model {verdict(f)}. "
+                f"The {hier} model ({roles.main_label} guidance {w:g}{unguided}) {verdict(h)}; "
+                f"KL difference {hier} - {base} {diff:+.3f} nats."
             )
     ref = [g for g in groups if g["cell"] == "reference" and g["steps"] == default_steps]
-    for g in sorted(ref, key=lambda g: g["prior_guidance"] or 0):
-        if g["model"] == "hierarchical" and g["guidance"] == 0 and (g["prior_guidance"] or 0) > 0:
-            out.append(
-                f"Guiding the hierarchical prior instead (prior guidance {g['prior_guidance']:g}, decoder 0): "
-                f"{verdict(g)}; the prior's own z1 samples have KL {_ci(g, 'prior_kl')}."
-            )
+    if knob:
+        for g in sorted(ref, key=lambda g: g.get(knob) or 0):
+            if g["model"] == hier and g["guidance"] == 0 and (g.get(knob) or 0) > 0:
+                out.append(
+                    f"Guiding the {hier} model's {roles.knob_label} instead ({roles.knob_label} guidance "
+                    f"{g[knob]:g}, {roles.main_label} 0): {verdict(g)}; the {roles.knob_label}'s own samples have "
+                    f"KL {_ci(g, 'prior_kl')}."
+                )
     top = max(scales)
     parts = []
     for method in ("cfg", "interval", "cads"):
-        g = find(groups, cell="reference", model="flat", method=method, guidance=top, steps=default_steps)
+        g = find(groups, cell="reference", model=base, method=method, guidance=top, steps=default_steps)
         if g is not None:
             parts.append(f"{method} KL {_ci(g, 'kl')}, recall {_ci(g, 'recall')}")
     if len(parts) > 1:
-        out.append(f"Flat model at guidance {top:g} by guidance rule: " + "; ".join(parts) + ".")
+        out.append(f"The {base} model at guidance {top:g} by guidance rule: " + "; ".join(parts) + ".")
     steps = sorted({g["steps"] for g in ref if g["steps"] != default_steps})
     for s in steps:
         for w in (0.0, cell_scale):
-            f = find(groups, cell="reference", model="flat", method="cfg", guidance=w, steps=s)
-            h = find(
-                groups, cell="reference", model="hierarchical", method="cfg", guidance=w, prior_guidance=0.0, steps=s
-            )
+            f = find(groups, cell="reference", model=base, method="cfg", guidance=w, steps=s)
+            h = find(groups, cell="reference", model=hier, method="cfg", guidance=w, steps=s, **roles.unguided_knob())
             if f and h:
                 out.append(
-                    f"{s} sampling steps, guidance {w:g}: flat KL {_ci(f, 'kl')}, "
+                    f"{s} sampling steps, guidance {w:g}: {base} KL {_ci(f, 'kl')}, "
                     f"off-category {f['off_category']:.3f}; "
-                    f"hierarchical KL {_ci(h, 'kl')}, off-category {h['off_category']:.3f}."
+                    f"{hier} KL {_ci(h, 'kl')}, off-category {h['off_category']:.3f}."
                 )
     return out
 
@@ -197,49 +246,60 @@ def findings(
 def summarise(
     cfg: RunConfig, preset: Any, cells: list[Any], rows: list[dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
-    groups = group_rows(rows)
+    from taxodiff.data import get_source
+
+    source = get_source(cfg.data.source)(cfg)
+    families = families_of(source.kind)
+    roles = Roles.of({"families": families})
+    groups = group_rows(rows, roles.keys())
     cell_info = [{"name": c.name, "description": c.description} for c in cells]
     return {
         "preset": preset.name,
         "seeds": list(range(cfg.seed, cfg.seed + preset.seeds)),
         "interval": "bootstrap 95%" if preset.seeds == 1 else f"min-max over {preset.seeds} seeds",
         "config": config_mod.to_dict(cfg),
-        "hierarchy_text": cfg.build_hierarchy().describe(),
+        "families": families,
+        "data": source.describe(),
+        "hierarchy_text": source.hierarchy.describe(),
         "cells": cell_info,
         "scales": list(preset.scales),
         "cell_scale": preset.cell_scale,
         "classifier_accuracy": rows[0].get("classifier_accuracy"),
         "groups": groups,
-        "findings": findings(groups, cell_info, list(preset.scales), preset.cell_scale, cfg.sample.steps),
+        "findings": findings(groups, cell_info, list(preset.scales), preset.cell_scale, cfg.sample.steps, roles),
         "seconds": seconds,
     }
 
 
 # -- figures ------------------------------------------------------------------------------------------------
 def _series(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    roles = Roles.of(summary)
+    knob = roles.knob
     steps = summary["config"]["sample"]["steps"]
     ref = [g for g in summary["groups"] if g["cell"] == "reference" and g["steps"] == steps]
     out: dict[str, list[dict[str, Any]]] = {}
     for g in ref:
-        if g["model"] == "flat":
-            label = f"flat, {g['method']}"
+        if g["model"] == roles.base:
+            label = f"{roles.base}, {g['method']}"
             x = g["guidance"]
-        elif g["prior_guidance"] == 0:
-            label, x = "hierarchical, decoder guided", g["guidance"]
+        elif g["model"] != roles.hier:
+            continue
+        elif not knob or g.get(knob) == 0:
+            label, x = roles.main_series, g["guidance"]
         else:
-            label, x = "hierarchical, prior guided", g["prior_guidance"]
-        if g["model"] == "hierarchical" and g["guidance"] == 0 and g["prior_guidance"] == 0:
-            out.setdefault("hierarchical, prior guided", []).append({**g, "x": 0.0})
-        if g["model"] == "flat" and g["guidance"] == 0 and g["method"] == "cfg":  # no guidance: interval = cfg
-            out.setdefault("flat, interval", []).append({**g, "x": 0.0})
+            label, x = roles.knob_series, g[knob]
+        if knob and g["model"] == roles.hier and g["guidance"] == 0 and g.get(knob) == 0:
+            out.setdefault(roles.knob_series, []).append({**g, "x": 0.0})
+        if g["model"] == roles.base and g["guidance"] == 0 and g["method"] == "cfg":  # no guidance: interval = cfg
+            out.setdefault(f"{roles.base}, interval", []).append({**g, "x": 0.0})
         out.setdefault(label, []).append({**g, "x": x})
-    return {k: sorted(out[k], key=lambda g: g["x"]) for k in STYLES if len(out.get(k, [])) > 1}
+    return {k: sorted(out[k], key=lambda g: g["x"]) for k in roles.styles() if len(out.get(k, [])) > 1}
 
 
 def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
-    from taxodiff.figures import _plt, _save
+    from taxodiff.report.figures import pyplot, save
 
-    plt = _plt()
+    plt = pyplot()
     series = _series(summary)
     panels = [("kl", "KL(p_data || p_model), nats"), ("coverage", "mode coverage"), ("entropy", "H(z1_hat | z2), nats")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -247,7 +307,7 @@ def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
         for name, gs in series.items():
             x = [g["x"] for g in gs]
             y = [g[m] for g in gs]
-            colour, ls = STYLES[name]
+            colour, ls = Roles.of(summary).styles()[name]
             ax.plot(x, y, ls, color=colour, marker="o", label=name)
             ci = [g.get(f"{m}_ci") for g in gs]
             if all(c is not None for c in ci):
@@ -260,13 +320,13 @@ def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
         ax.set_title(label, fontsize=10)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Reference cell: metrics against guidance ({summary['interval']} bands)", fontsize=11)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def precision_recall(summary: dict[str, Any], path: Path) -> Path:
-    from taxodiff.figures import _plt, _save
+    from taxodiff.report.figures import pyplot, save
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     for name, gs in _series(summary).items():
         pts = [(g["recall"], g["precision"], g["x"]) for g in gs if "recall" in g]
@@ -275,7 +335,7 @@ def precision_recall(summary: dict[str, Any], path: Path) -> Path:
         ax.plot(
             [p[0] for p in pts],
             [p[1] for p in pts],
-            "--" if "hierarchical" in name else "-",
+            "--" if name.startswith(Roles.of(summary).hier) else "-",
             marker="o",
             label=name,
             alpha=0.85,
@@ -288,36 +348,30 @@ def precision_recall(summary: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(top=1.01)
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title("Precision and recall against guidance (labels: scale)", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
-    from taxodiff.figures import _plt, _save
+    from taxodiff.report.figures import pyplot, save
 
-    plt = _plt()
+    plt = pyplot()
     steps = summary["config"]["sample"]["steps"]
     cells = [c["name"] for c in summary["cells"]]
     w = summary["cell_scale"]
+    roles = Roles.of(summary)
     bars = [
-        ("flat", 0.0, "#9ecae1"),
-        ("flat", w, "#3182bd"),
-        ("hierarchical", 0.0, "#fdae6b"),
-        ("hierarchical", w, "#e6550d"),
+        (roles.base, 0.0, "#9ecae1"),
+        (roles.base, w, "#3182bd"),
+        (roles.hier, 0.0, "#fdae6b"),
+        (roles.hier, w, "#e6550d"),
     ]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / len(bars)
     for i, (model, w, colour) in enumerate(bars):
         vals, lo, hi = [], [], []
         for c in cells:
-            g = find(
-                summary["groups"],
-                cell=c,
-                model=model,
-                method="cfg",
-                guidance=w,
-                steps=steps,
-                prior_guidance=0.0 if model == "hierarchical" else None,
-            )
+            knob = {roles.knob: 0.0 if model == roles.hier else None} if roles.knob else {}
+            g = find(summary["groups"], cell=c, model=model, method="cfg", guidance=w, steps=steps, **knob)
             v = g["kl"] if g else np.nan
             ci = (g or {}).get("kl_ci") or [v, v]
             vals.append(v)
@@ -338,7 +392,7 @@ def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("KL(p_data || p_model), nats")
     ax.legend(fontsize=7)
     ax.set_title(f"Proportions by training regime (dotted: {KL_OK} nats)", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # -- report -------------------------------------------------------------------------------------------------
@@ -348,7 +402,7 @@ def _table(summary: dict[str, Any], groups: list[dict[str, Any]]) -> tuple[list[
         "model",
         "rule",
         "guidance",
-        "prior g.",
+        f"{Roles.of(summary).knob_label} g.",
         "steps",
         "coverage",
         "KL (nats)",
@@ -369,7 +423,7 @@ def _table(summary: dict[str, Any], groups: list[dict[str, Any]]) -> tuple[list[
                 g["model"],
                 g["method"],
                 f"{g['guidance']:g}",
-                "" if g["prior_guidance"] is None else f"{g['prior_guidance']:g}",
+                "" if g.get(Roles.of(summary).knob or "") is None else f"{g[Roles.of(summary).knob]:g}",
                 str(g["steps"]),
                 _ci(g, "coverage", ".2f"),
                 _ci(g, "kl", ".4f"),
@@ -388,6 +442,7 @@ def _table(summary: dict[str, Any], groups: list[dict[str, Any]]) -> tuple[list[
 
 def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
     cfg = summary["config"]
+    roles = Roles.of(summary)
     steps = cfg["sample"]["steps"]
     groups = summary["groups"]
     main = [
@@ -396,19 +451,20 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         if g["method"] == "cfg"
         and g["steps"] == steps
         and g["guidance"] in (0.0, summary["cell_scale"])
-        and (g["prior_guidance"] or 0) == 0
+        and (g.get(roles.knob or "") or 0) == 0
     ]
     ref = [g for g in groups if g["cell"] == "reference" and g not in main]
     b: list[tuple[str, Any]] = [
-        ("h1", "taxodiff study: mode collapse, flat vs hierarchical conditional diffusion"),
+        ("h1", f"taxodiff study: mode collapse, {roles.base} vs {roles.hier} conditional diffusion"),
         (
             "p",
             f"Preset `{summary['preset']}`, seeds {summary['seeds']}; intervals: {summary['interval']}. "
             f"Hierarchy: " + "; ".join(summary["hierarchy_text"].splitlines()) + ". "
             f"Reference training: {cfg['train']['steps']} steps of batch {cfg['train']['batch_size']} on "
-            f"{cfg['data']['n_train']:,} images of {cfg['data']['size']}x{cfg['data']['size']}; both models get the "
-            f"same decoder network, data and steps in every regime. Sampling: {cfg['sample']['sampler']}, {steps} "
-            f"steps, {cfg['sample']['n_per_category']} samples per category. Study time {summary['seconds']:.0f} s.",
+            f"{summary['data']}; every model gets the same image network, data and steps in every regime. Models: "
+            + "; ".join(f"{n}: {t}" for n, t in summary["families"]["summaries"].items())
+            + f". Sampling: {cfg['sample']['sampler']}, {steps} steps, {cfg['sample']['n_per_category']} samples per "
+            f"category. Study time {summary['seconds']:.0f} s.",
         ),
         ("h2", "Regimes at guidance 0 and " + f"{summary['cell_scale']:g}"),
         ("table", _table(summary, main)),
@@ -425,9 +481,9 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
             "p",
             "Coverage: share of a category's subtypes generated at >= 0.25 x their data share. KL(p_data || "
             "p_model) with 0.5 added to every count. Off-category: samples the domain classifier puts in another "
-            "category. Fidelity (hierarchical): images classified as the z1 their prior sample was nearest to. "
-            "Precision, recall (Kynkäänniemi 2019) and Fréchet distance on the domain classifier's features, "
-            "against fresh ground-truth renders. Within-subtype Vendi ratio: diversity inside each generated "
+            "category. Fidelity (where a prior draws z1): images classified as the z1 their prior sample was "
+            "nearest to. Precision, recall (Kynkäänniemi 2019) and Fréchet distance on the domain classifier's "
+            "features, against held-out ground truth. Within-subtype Vendi ratio: diversity inside each generated "
             "subtype relative to the data's (1 = as varied; well below 1 = collapse inside modes). Copies: "
             "share of samples whose nearest training image is 3x closer than the second nearest. Rules: cfg = "
             "classifier-free guidance, interval = guidance only at middle noise levels (Kynkäänniemi 2024), cads "
@@ -436,19 +492,11 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         ("h2", "Samples (seed " + str(summary["seeds"][0]) + ", reference regime)"),
     ]
     top = max(summary["scales"])
-    for model, w, pg, method in (
-        ("flat", 0.0, None, "cfg"),
-        ("flat", top, None, "cfg"),
-        ("flat", top, None, "cads"),
-        ("hierarchical", 0.0, 0.0, "cfg"),
-        ("hierarchical", 0.0, top, "cfg"),
-        ("hierarchical", top, 0.0, "cfg"),
-    ):
-        g = find(groups, cell="reference", model=model, method=method, guidance=w, prior_guidance=pg, steps=steps)
+    for label, want in _picks(roles, top, with_cads=True):
+        g = find(groups, cell="reference", steps=steps, **want)
         if g is None:
             continue
         grid = Path(g["run_dirs"][0]) / "figures" / f"samples_{g['tag']}.png"
-        label = f"{model}, {method} guidance {w:g}" + (f", prior guidance {pg:g}" if pg is not None else "")
         b.append(("h3", label))
         b.append(("img", (os.path.relpath(grid, out), label)))
     b.append(
@@ -461,8 +509,26 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
     return b
 
 
+def _picks(roles: Roles, top: float, with_cads: bool) -> list[tuple[str, dict[str, Any]]]:
+    """(label, find() arguments) of the sample grids shown: each model unguided and at the top scale."""
+    base = {"model": roles.base, "method": "cfg"}
+    hier = {"model": roles.hier, "method": "cfg"}
+    knob = roles.knob
+    out = [(f"{roles.base}, cfg guidance 0", {**base, "guidance": 0.0})]
+    out.append((f"{roles.base}, cfg guidance {top:g}", {**base, "guidance": top}))
+    if with_cads:
+        out.append((f"{roles.base}, cads guidance {top:g}", {**base, "method": "cads", "guidance": top}))
+    out.append((f"{roles.hier}, guidance 0", {**hier, "guidance": 0.0, **roles.unguided_knob()}))
+    if knob:
+        out.append((f"{roles.hier}, {roles.knob_label} guidance {top:g}", {**hier, "guidance": 0.0, knob: top}))
+    out.append(
+        (f"{roles.hier}, {roles.main_label} guidance {top:g}", {**hier, "guidance": top, **roles.unguided_knob()})
+    )
+    return out
+
+
 def write_report(out: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[Path, Path]:
-    from taxodiff import figures
+    from taxodiff.report import figures
 
     out = Path(out)
     guidance_curves(summary, out / "figures" / "guidance_curves.png")
@@ -471,28 +537,9 @@ def write_report(out: Path, summary: dict[str, Any], rows: list[dict[str, Any]])
     steps = summary["config"]["sample"]["steps"]
     top = max(summary["scales"])
     picks = {
-        "flat g=0": find(summary["groups"], cell="reference", model="flat", method="cfg", guidance=0.0, steps=steps),
-        f"flat g={top:g}": find(
-            summary["groups"], cell="reference", model="flat", method="cfg", guidance=top, steps=steps
-        ),
-        "hierarchical g=0": find(
-            summary["groups"],
-            cell="reference",
-            model="hierarchical",
-            method="cfg",
-            guidance=0.0,
-            prior_guidance=0.0,
-            steps=steps,
-        ),
-        f"hierarchical prior g={top:g}": find(
-            summary["groups"],
-            cell="reference",
-            model="hierarchical",
-            method="cfg",
-            guidance=0.0,
-            prior_guidance=top,
-            steps=steps,
-        ),
+        label: find(summary["groups"], cell="reference", steps=steps, **want)
+        for label, want in _picks(Roles.of(summary), top, with_cads=False)
+        if want["guidance"] == 0 or want["model"] == Roles.of(summary).base
     }
     picks = {k: v for k, v in picks.items() if v is not None}
     first = next(iter(picks.values()))

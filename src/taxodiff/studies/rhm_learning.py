@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taxodiff import rhm_config, runs
-from taxodiff.config import to_dict
-from taxodiff.rhm_config import RHMRunConfig
+from taxodiff import config, runs
+from taxodiff.config import RunConfig, to_dict
+from taxodiff.studies.grid import Job, run_jobs
 
 
 @dataclass(frozen=True)
@@ -41,43 +41,36 @@ PRESETS = {
 }
 
 
-def run_study(cfg: RHMRunConfig, preset: LearningPreset, out: Path, progress: bool = True) -> dict[str, Any]:
-    from taxodiff import rhm_pipeline
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.jsonl"
-    done = {(r["arch"], r["P"], r["step"]): r for r in runs.read_jsonl(results)} if results.exists() else {}
-    t0 = time.perf_counter()
+def jobs(cfg: RunConfig, preset: LearningPreset, out: Path) -> list[Job]:
+    """One training trajectory per (architecture, P), evaluated at every step mark (training resumes)."""
+    out_jobs = []
     for arch in preset.archs:
         for size in preset.sizes:
-            run_dir = out / arch / f"P{size}"
             for mark in preset.marks:
-                if (arch, size, mark) in done:
-                    continue
-                c = rhm_config.with_overrides(
-                    cfg,
-                    {"net.arch": arch, "data.n_train": size, "train.steps": mark, "sample.n_samples": preset.n_samples},
-                )
-                summary = rhm_pipeline.train_run(c, run_dir, progress=progress)
-                ev = rhm_pipeline.evaluate_run(run_dir, progress=progress)
-                row = _row(arch, size, mark, c.train.batch_size, summary, ev, run_dir)
-                runs.append_jsonl(results, row)
-                done[(arch, size, mark)] = row
-    rows = [done[k] for k in sorted(done, key=lambda k: (k[0], k[1], k[2]))]
+                over = {
+                    "net.arch": arch,
+                    "data.n_train": size,
+                    "train.steps": mark,
+                    "sample.n_samples": preset.n_samples,
+                }
+                c = config.with_overrides(cfg, over)
+                out_jobs.append(Job({"arch": arch, "P": size, "step": mark}, c, out / arch / f"P{size}"))
+    return out_jobs
+
+
+def run_study(cfg: RunConfig, preset: LearningPreset, out: Path, progress: bool = True) -> dict[str, Any]:
+    out = Path(out)
+    t0 = time.perf_counter()
+    rows = run_jobs(jobs(cfg, preset, out), out, _row, progress)
     summary = summarise(cfg, preset, rows, reference(cfg, preset), time.perf_counter() - t0)
     runs.write_json(out / "summary.json", summary)
     write_report(out, summary)
     return summary
 
 
-def _row(
-    arch: str, size: int, step: int, batch: int, train: dict[str, Any], ev: dict[str, Any], run_dir: Path
-) -> dict[str, Any]:
+def _row(job: Job, setting: dict[str, Any], train: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
+    step, size, batch = job.key["step"], job.key["P"], job.cfg.train.batch_size
     return {
-        "arch": arch,
-        "P": size,
-        "step": step,
         "epochs": round(step * batch / size, 1),
         "train_seconds": train["seconds"],
         "parameters": train["parameters"],
@@ -91,28 +84,28 @@ def _row(
         "loss_train": ev["loss_by_time"]["train"],
         "loss_test": ev["loss_by_time"]["test"],
         "n": ev["n"],
-        "run_dir": str(run_dir),
     }
 
 
-def reference(cfg: RHMRunConfig, preset: LearningPreset) -> dict[str, Any]:
+def reference(cfg: RunConfig, preset: LearningPreset) -> dict[str, Any]:
     """Exact sampling (belief propagation) from the grammar: validity and copies of each training set."""
-    from taxodiff import rhm_pipeline, seeds
-    from taxodiff.data.rhm import Grammar
+    from taxodiff import seeds
+    from taxodiff.data import get_source
     from taxodiff.metrics.rhm import copies
 
-    g = Grammar(cfg.rhm)
+    g = get_source(cfg.data.source)(cfg).grammar
     tokens = g.sample(preset.n_samples, seed=seeds.derive(cfg.seed, "rhm-reference"), replace=True).tokens
-    out = {"num_sequences": g.num_sequences, "chance": [g.chance_validity(k) for k in range(1, cfg.rhm.L + 1)]}
+    out = {"num_sequences": g.num_sequences, "chance": [g.chance_validity(k) for k in range(1, cfg.data.L + 1)]}
     out["copies"] = {}
     for size in preset.sizes:
-        train, _ = rhm_pipeline.sequences(rhm_config.with_overrides(cfg, {"data.n_train": size}))
+        sized = config.with_overrides(cfg, {"data.n_train": size})
+        train, _ = get_source(cfg.data.source)(sized).sequences()
         out["copies"][str(size)] = {"measured": copies(tokens, train)["copies"], "expected": size / g.num_sequences}
     return out
 
 
 def summarise(
-    cfg: RHMRunConfig, preset: LearningPreset, rows: list[dict[str, Any]], ref: dict[str, Any], seconds: float
+    cfg: RunConfig, preset: LearningPreset, rows: list[dict[str, Any]], ref: dict[str, Any], seconds: float
 ) -> dict[str, Any]:
     return {
         "preset": preset.name,
@@ -144,11 +137,11 @@ def findings(summary: dict[str, Any]) -> list[str]:
 
 
 def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
-    from taxodiff.figures import _plt, _save
+    from taxodiff.report.figures import pyplot, save
 
-    plt = _plt()
+    plt = pyplot()
     rows, ref = summary["rows"], summary["reference"]
-    L = summary["config"]["rhm"]["L"]
+    L = summary["config"]["data"]["L"]
     paths = []
     archs = list(dict.fromkeys(r["arch"] for r in rows))
     sizes = list(dict.fromkeys(r["P"] for r in rows))
@@ -185,7 +178,7 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
     for ax in axes:
         _log_ticks(ax, marks)
     axes[0].legend(fontsize=7)
-    paths.append(_save(fig, out / "figures" / "validity_and_copies.png"))
+    paths.append(save(fig, out / "figures" / "validity_and_copies.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for arch, style in zip(archs, ("-", "--"), strict=False):
@@ -210,7 +203,7 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
     )
     _log_ticks(ax, sizes)
     ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "figures" / "validity_vs_P.png"))
+    paths.append(save(fig, out / "figures" / "validity_vs_P.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for size, col in zip(sizes, colours, strict=True):
@@ -228,7 +221,7 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
         title=f"{archs[0]}: loss by time window, last step",
     )
     ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "figures" / "loss_by_time.png"))
+    paths.append(save(fig, out / "figures" / "loss_by_time.png"))
     return paths
 
 
@@ -240,10 +233,10 @@ def _log_ticks(ax: Any, values: list[int]) -> None:
 
 
 def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
-    from taxodiff.report import write_pages
+    from taxodiff.report.pages import write_pages
 
     cfg, rows, ref = summary["config"], summary["rows"], summary["reference"]
-    g = cfg["rhm"]
+    g = cfg["data"]
     _plot(summary, out)
     L = g["L"]
     head = (
@@ -306,3 +299,23 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
         ),
     ]
     return write_pages(out, bl, "taxodiff rhm-learning report")
+
+
+def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True) -> dict:
+    return run_study(cfg, PRESETS[preset], out, progress)
+
+
+def _study() -> Any:
+    from taxodiff.studies import Study
+
+    return Study(
+        name="rhm-learning",
+        help="RHM: validity per level and copies against P and training time",
+        presets={"quick": "minutes on 2 CPU cores", "full": "hours"},
+        default_out="runs/study-rhm-learning",
+        run=_run,
+        defaults={"data.source": "rhm"},
+    )
+
+
+STUDY = _study()

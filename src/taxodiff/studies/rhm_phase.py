@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taxodiff import rhm_config, runs, seeds
-from taxodiff.config import to_dict
-from taxodiff.rhm_config import RHMRunConfig
+from taxodiff import config, runs, seeds
+from taxodiff.config import RunConfig, to_dict
 
 
 @dataclass(frozen=True)
@@ -45,24 +44,23 @@ PRESETS = {
 }
 
 
-def process_time(model: Any, fraction: float) -> int:
-    """The process's own timestep index for a fraction of T (discrete: 1..T; Gaussian: 0..T-1)."""
-    T = model.process.T
-    t = max(1, round(fraction * T))
-    return t if model.discrete else t - 1
+def process_time(family: Any, fraction: float) -> int:
+    """The process time (1..T) of a fraction of T."""
+    return max(1, round(fraction * family.process.T))
 
 
-def measure(model: Any, x0: Any, t: int, gen: Any, denoiser: str) -> dict[str, Any]:
-    """Noise ``x0`` (B, N) to ``t``, denoise with ``denoiser`` ("bp" or "model"), compare with ``x0``."""
+def measure(family: Any, module: Any, x0: Any, t: int, noise: Any, denoiser: str) -> dict[str, Any]:
+    """Noise ``x0`` (B, N) to time ``t``, denoise with ``denoiser`` ("bp": one exact draw of x_0 from
+    p(x_0 | x_t); "model": the trained reverse chain from t), compare with ``x0``."""
     import torch
 
-    from taxodiff.models.rhm import noise_to
-
-    g = model.grammar
-    xt = noise_to(model, x0, t, gen)
-    tb = torch.full((len(x0),), t, dtype=torch.long)
-    exact = denoiser == "bp"
-    out = model.exact_x0(xt, tb, gen) if exact else model.sample(len(x0), gen, "model", start=xt, t_start=t)
+    g = family.grammar
+    xt = family.noise_to(x0, t, noise)
+    if denoiser == "bp":
+        tn = family.process.net_time(torch.full((len(x0),), t, dtype=torch.long))
+        out = family.exact_x0(xt, tn, noise)
+    else:
+        out = family.denoise(module, xt, t, noise, "model")
     before, after = g.parse(x0), g.parse(out.cpu())
     changed = [float((a != b).float().mean()) for a, b in zip(after.symbols, before.symbols, strict=True)]
     return {
@@ -74,48 +72,55 @@ def measure(model: Any, x0: Any, t: int, gen: Any, denoiser: str) -> dict[str, A
 
 
 def run_study(
-    cfg: RHMRunConfig, preset: PhasePreset, out: Path, run_dir: Path | None = None, progress: bool = True
+    cfg: RunConfig, preset: PhasePreset, out: Path, run_dir: Path | None = None, progress: bool = True
 ) -> dict[str, Any]:
     import torch
 
-    from taxodiff import rhm_pipeline
+    from taxodiff import api
+    from taxodiff.noise import Noise
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if run_dir is None:
         run_dir = out / "model"
-        rhm_pipeline.train_run(
-            rhm_config.with_overrides(cfg, {"train.steps": preset.train_steps}), run_dir, progress=progress
-        )
-    cfg, model, step = rhm_pipeline.load_model(run_dir)
-    _, test = rhm_pipeline.sequences(cfg)
+        api.train(config.with_overrides(cfg, {"train.steps": preset.train_steps}), run_dir, progress=progress)
+    run = api.load(run_dir)
+    fam, cfg = run.family, run.cfg
+    _, test = fam.source.sequences()
     x0 = test[: preset.n_sequences]
     rows = []
     for f in preset.fractions:
-        t = process_time(model, f)
+        t = process_time(fam, f)
         for denoiser in ("bp", "model"):
-            gen = seeds.generator(cfg.seed, "phase", denoiser, t)
             with torch.no_grad():
-                r = measure(model, x0, t, gen, denoiser)
-            rows.append({"L": cfg.rhm.L, "fraction": f, "t": t, "denoiser": denoiser, **r})
+                r = measure(fam, run.module, x0, t, Noise.from_seed(cfg.seed, "phase", denoiser, t), denoiser)
+            rows.append({"L": cfg.data.L, "fraction": f, "t": t, "denoiser": denoiser, **r})
     for depth in preset.depths:
-        if depth == cfg.rhm.L:
+        if depth == cfg.data.L:
             continue
-        deep = rhm_config.with_overrides(cfg, {"rhm.L": depth, "net.depth": 0})
-        bayes = rhm_pipeline.bayes_model(deep)
+        deep = config.with_overrides(cfg, {"data.L": depth, "net.depth": 0})
+        bayes = type(fam)(deep)  # no network: belief propagation needs only the grammar
         clean = bayes.grammar.sample(preset.n_sequences, seed=seeds.derive(cfg.seed, "phase-deep", depth), replace=True)
         for f in preset.fractions:
             t = process_time(bayes, f)
-            r = measure(bayes, clean.tokens, t, seeds.generator(cfg.seed, "phase", "bp", depth, t), "bp")
-            rows.append({"L": depth, "fraction": f, "t": t, "denoiser": "bp", **r})
+            noise = Noise.from_seed(cfg.seed, "phase", "bp", depth, t)
+            rows.append(
+                {
+                    "L": depth,
+                    "fraction": f,
+                    "t": t,
+                    "denoiser": "bp",
+                    **measure(bayes, None, clean.tokens, t, noise, "bp"),
+                }
+            )
     summary = {
         "preset": preset.name,
         "config": to_dict(cfg),
         "run_dir": str(run_dir),
-        "checkpoint_step": step,
+        "checkpoint_step": run.step,
         "rows": rows,
-        "thresholds": thresholds(rows, cfg.rhm.n),
+        "thresholds": thresholds(rows, cfg.data.n),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     runs.write_json(out / "summary.json", summary)
@@ -150,10 +155,10 @@ def thresholds(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 
 
 def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
-    from taxodiff.figures import _plt, _save
+    from taxodiff.report.figures import pyplot, save
 
-    plt = _plt()
-    rows, L, n = summary["rows"], summary["config"]["rhm"]["L"], summary["config"]["rhm"]["n"]
+    plt = pyplot()
+    rows, L, n = summary["rows"], summary["config"]["data"]["L"], summary["config"]["data"]["n"]
     paths = []
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for denoiser, style in (("bp", "-"), ("model", "--")):
@@ -178,7 +183,7 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
         title=f"noise to t, denoise: what survives (L = {L})",
     )
     ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "figures" / "phase_transition.png"))
+    paths.append(save(fig, out / "figures" / "phase_transition.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     mine = [r for r in rows if r["L"] == L and r["denoiser"] == "bp"]
@@ -203,15 +208,15 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
     axes[1].axhline(1 / n, color="grey", ls=":", lw=1)
     axes[1].set(xlabel="t / T", ylabel="class kept", ylim=(-0.02, 1.02), title="exact denoising: deeper grammars")
     axes[1].legend(fontsize=7)
-    paths.append(_save(fig, out / "figures" / "levels_and_depths.png"))
+    paths.append(save(fig, out / "figures" / "levels_and_depths.png"))
     return paths
 
 
 def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
-    from taxodiff.report import write_pages
+    from taxodiff.report.pages import write_pages
 
     _plot(summary, out)
-    g, d = summary["config"]["rhm"], summary["config"]["diffusion"]
+    g, d = summary["config"]["data"], summary["config"]["diffusion"]
     L = g["L"]
     found = []
     for th in summary["thresholds"]:
@@ -260,3 +265,24 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
         ("table", (head, body)),
     ]
     return write_pages(out, bl, "taxodiff rhm-phase-transition report")
+
+
+def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, run_dir: Path | None = None) -> dict:
+    return run_study(cfg, PRESETS[preset], out, run_dir, progress)
+
+
+def _study() -> Any:
+    from taxodiff.studies import Study
+
+    return Study(
+        name="rhm-phase-transition",
+        help="RHM: noise to t, denoise (BP and a model), class kept vs t",
+        presets={"quick": "minutes on 2 CPU cores", "full": "hours"},
+        default_out="runs/study-rhm-phase",
+        run=_run,
+        options=("run_dir",),
+        defaults={"data.source": "rhm"},
+    )
+
+
+STUDY = _study()

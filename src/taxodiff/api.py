@@ -1,0 +1,282 @@
+"""One pipeline for every model family and data source, callable from Python exactly as the CLI calls it.
+
+    cfg = config.load("configs/digits.yaml")
+    api.train(cfg, "runs/digits")                     # render or load the data, build, train (resuming)
+    api.sample("runs/digits", {"guidance": 3})        # samples/<tag>.safetensors and a figure
+    api.evaluate("runs/digits", {"guidance": 3})      # scores merged into eval.json under the tag
+
+A run directory records its family and data source (config.yaml, and the config inside every checkpoint),
+so sampling and evaluating need nothing but the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taxodiff import config, runs, seeds
+from taxodiff.config import RunConfig
+from taxodiff.errors import TaxodiffError
+
+if TYPE_CHECKING:
+    from taxodiff.families.base import Family, Parent
+
+
+@dataclass
+class Loaded:
+    cfg: RunConfig
+    family: Family
+    module: Any  # FamilyModule, in eval mode
+    state: dict[str, Any]  # the checkpoint's state.json
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+# -- configs of runs ------------------------------------------------------------------------------------------
+def stored_config(run_dir: str | Path) -> tuple[Path, RunConfig, dict[str, Any]]:
+    """(checkpoint directory, config, state) of a trained run, checked without importing torch."""
+    ckpt = runs.resolve_checkpoint(run_dir)
+    state = runs.read_json(ckpt / "state.json")
+    if not isinstance(state, dict) or state.get("format") != runs.FORMAT:
+        raise TaxodiffError(f"{str(ckpt)!r} is not a taxodiff checkpoint")
+    if not isinstance(state.get("config"), dict):
+        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff model")
+    try:
+        cfg = config.resolve(state["config"])
+    except TaxodiffError as e:
+        raise TaxodiffError(f"checkpoint {str(ckpt)!r} holds a config this version cannot read ({e})") from None
+    return ckpt, cfg, state
+
+
+def sample_settings(cfg: RunConfig, overrides: dict[str, Any] | None) -> RunConfig:
+    """The run's config with sampling overrides (None = keep), checked like any config."""
+    kept = {f"sample.{k}": v for k, v in (overrides or {}).items() if v is not None}
+    for key in kept:
+        if not hasattr(cfg.sample, key.split(".", 1)[1]):
+            allowed = ", ".join(f"sample.{f}" for f in config.to_dict(cfg.sample))
+            raise TaxodiffError(f"{key} is not a sampling setting of a {cfg.model!r} run: allowed are {allowed}")
+    return config.with_overrides(cfg, kept) if kept else cfg
+
+
+def check_existing(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
+    """An existing run continues only with the same config, save for the step count, the device and the
+    sampling settings (which do not change training)."""
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return
+    if not resume:
+        raise TaxodiffError(f"run directory {str(run_dir)!r} already holds a run: pick another --run-dir or resume")
+    try:
+        old = config.resolve(config.read_yaml(saved))
+    except TaxodiffError:
+        old = None
+    same = old is not None and replace(
+        old, train=replace(old.train, steps=cfg.train.steps), device=cfg.device, sample=cfg.sample
+    )
+    if old is None or same != cfg:
+        raise TaxodiffError(
+            f"run directory {str(run_dir)!r} holds a run with a different config: pick another --run-dir"
+        )
+
+
+# -- training -------------------------------------------------------------------------------------------------
+def train(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a run of any family; writes config.yaml, checkpoints, metrics.jsonl, train.json."""
+    from taxodiff._malloc import tune_malloc
+    from taxodiff.families import get_family
+    from taxodiff.train.trainer import Trainer
+
+    tune_malloc()  # before the data are made
+    run_dir = Path(run_dir)
+    check_existing(cfg, run_dir, resume)
+    family = get_family(cfg.model)(cfg)
+    parent = load_parent(cfg) if cfg.parent else None
+    latest = runs.latest_checkpoint(run_dir) if resume else None
+    structure = runs.read_json(latest / "state.json").get("structure") if latest else None
+    module = build(family, structure, parent)
+    data = family.source.train_set()
+    state: dict[str, Any] = {"config": config.to_dict(cfg), "family": cfg.model, "source": cfg.data.source}
+    if parent is not None:
+        state["parent"] = {"run_dir": str(parent.run_dir), "step": parent.step, "digest": parent.digest}
+    trainer = Trainer(family, module, data, run_dir, state)
+    if trainer.is_main:
+        runs.atomic_write(run_dir / "config.yaml", config.dump_yaml(cfg))
+    result = trainer.train(resume=resume, progress=progress)
+    return _summary(run_dir, cfg, trainer, result)
+
+
+def build(family: Family, structure: dict[str, Any] | None = None, parent: Parent | None = None) -> Any:
+    """The family's networks, initialised from the run's seed (the global generator is left as it was)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeds.derive(family.cfg.seed, "init") % 2**31)
+        return family.build(structure, parent)
+
+
+def _summary(run_dir: Path, cfg: RunConfig, trainer: Any, result: Any) -> dict[str, Any]:
+    previous = runs.read_json(run_dir / "train.json") if (run_dir / "train.json").exists() else {}
+    if result.resumed_from > 0 and result.step == result.resumed_from and previous.get("steps") == result.step:
+        return previous | {"is_main": trainer.is_main}  # nothing left to train: the record stands
+    earlier = previous.get("seconds", 0.0) if result.resumed_from > 0 else 0.0
+    summary = {
+        "run_dir": str(run_dir),
+        "model": cfg.model,
+        "source": cfg.data.source,
+        "steps": result.step,
+        "resumed_from": result.resumed_from,
+        "seconds": round(earlier + result.seconds, 1),  # all training calls of this run
+        "parameters": sum(p.numel() for p in trainer.raw.parameters()),
+        "precision": trainer.acc.mixed_precision,
+        "device": str(trainer.acc.device),
+        "processes": result.processes,
+        "weight_digests": list(result.weight_digests),
+    }
+    if trainer.is_main:
+        runs.write_json(run_dir / "train.json", summary)
+    return summary | {"is_main": trainer.is_main}
+
+
+# -- loading ------------------------------------------------------------------------------------------------
+def load(run_dir: str | Path, device: Any = "cpu", cfg: RunConfig | None = None, ema: bool = True) -> Loaded:
+    """A trained run's networks with their (EMA) weights, bound to its family (``cfg``: the run's config with
+    other sampling settings)."""
+    from taxodiff.families import get_family
+
+    ckpt, stored, state = stored_config(run_dir)
+    cfg = cfg or stored
+    tensors, _ = runs.load_checkpoint(ckpt, ("model", "ema"))
+    family = get_family(cfg.model)(cfg)
+    parent = load_parent(cfg, state.get("parent")) if cfg.parent else None
+    module = build(family, state.get("structure"), parent)
+    weights = dict(tensors["model"])
+    if ema:
+        weights.update(tensors["ema"])
+    missing, unexpected = module.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise TaxodiffError(
+            f"checkpoint {str(ckpt)!r} does not match a {cfg.model!r} model "
+            f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)"
+        )
+    return Loaded(cfg, family, module.to(device).eval(), state)
+
+
+def load_parent(cfg: RunConfig, expected: dict[str, Any] | None = None) -> Parent:
+    """The parent run a config names, frozen; refused if it changed since the child was trained."""
+    from taxodiff.families.base import Parent
+
+    ckpt = runs.resolve_checkpoint(cfg.parent)  # type: ignore[arg-type]
+    digest = hashlib.sha256((ckpt / "model.safetensors").read_bytes()).hexdigest()[:16]
+    if expected is not None and expected.get("digest") != digest:
+        raise TaxodiffError(
+            f"parent run {cfg.parent!r} changed since this run was trained on it (checkpoint step "
+            f"{expected.get('step')} then): restore it or train this run again"
+        )
+    loaded = load(cfg.parent)  # type: ignore[arg-type]
+    for p in loaded.module.parameters():
+        p.requires_grad_(False)
+    return Parent(Path(cfg.parent), loaded.step, digest, loaded.module, loaded.family)  # type: ignore[arg-type]
+
+
+# -- sampling and evaluation ----------------------------------------------------------------------------------
+def sample_tag(family: Family, seed: int | None) -> str:
+    tag = family.sample_tag(family.cfg.sample)
+    return tag if seed is None or seed == family.cfg.seed else f"{tag}_seed{seed}"
+
+
+def sample(
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Sample a trained run; returns (samples path, samples). ``seed`` (default: the run's) picks the noise."""
+    run_dir = Path(run_dir)
+    _, stored, _ = stored_config(run_dir)
+    cfg = sample_settings(stored, overrides)  # bad values fail here, before torch is imported
+    from taxodiff.train.distributed import resolve_device
+
+    run = load(run_dir, resolve_device(device or "auto"), cfg)
+    return _draw(run, run_dir, seed, progress)
+
+
+def _draw(run: Loaded, run_dir: Path, seed: int | None, progress: bool) -> tuple[Path, dict[str, Any]]:
+    import torch
+
+    fam = run.family
+    root = seeds.derive(run.cfg.seed if seed is None else seed, "sample")
+    samples = fam.generate(run.module, run.cfg.sample, root, progress)
+    samples["step"] = torch.tensor([run.step])  # which checkpoint drew them
+    tag = sample_tag(fam, seed)
+    path = runs.save_samples(run_dir, tag, samples)
+    fam.save_figures(run_dir, samples, tag)
+    return path, samples
+
+
+def evaluate(
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a run's samples (reusing saved ones from its current checkpoint); merged into eval.json."""
+    run_dir = Path(run_dir)
+    _, stored, _ = stored_config(run_dir)
+    cfg = sample_settings(stored, overrides)
+    from taxodiff.train.distributed import resolve_device
+
+    run = load(run_dir, resolve_device(device or "auto"), cfg)
+    tag = sample_tag(run.family, seed)
+    path = run_dir / "samples" / f"{tag}.safetensors"
+    samples = runs.load_samples(path) if path.exists() else None
+    fresh = samples is not None and "step" in samples and int(samples["step"][0]) == run.step
+    if not fresh or run.family.sample_count(cfg.sample) != _count(samples):
+        _, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
+    result = {"tag": tag, **run.family.evaluate(run.module, samples, progress)}
+    evals = runs.read_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else {"evaluations": {}}
+    evals["evaluations"][tag] = result
+    runs.write_json(run_dir / "eval.json", evals)
+    return result
+
+
+def _count(samples: dict[str, Any] | None) -> int:
+    if not samples:
+        return -1
+    return len(next(v for k, v in samples.items() if k != "step"))
+
+
+def describe(result: dict[str, Any], model: str) -> str:
+    """One terminal line of an evaluation, as the run's family writes it."""
+    from taxodiff.families import get_family
+
+    return get_family(model).describe_result(result)
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+def preview(cfg: RunConfig, out: str | Path, n: int = 32) -> Path:
+    """A PNG grid of training images per category, labelled with p(z1 | z2)."""
+    from taxodiff.data import get_source
+    from taxodiff.report import figures
+
+    source = get_source(cfg.data.source)(cfg)
+    if source.kind != "images":
+        raise TaxodiffError(f"data preview draws images; data.source = {source.name!r} holds {source.kind}")
+    h = source.hierarchy
+    batch = source.preview(n)
+    images = ((batch.images + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+    labels = [
+        f"{name}: "
+        + ", ".join(f"{h.leaf_names[i]} {p:.2f}" for i, p in zip(h.leaves_of(c), h.conditional(c), strict=True))
+        for c, name in enumerate(h.category_names)
+    ]
+    c, height, width = source.image_shape()
+    return figures.category_grid(
+        images, batch.z2.numpy(), h.category_names, Path(out), f"training data ({height}x{width})",
+        per_category=n, labels=labels,
+    )  # fmt: skip

@@ -1,0 +1,107 @@
+"""Command line: parse, build configs, call the library (taxodiff.api, the studies). Heavy imports happen
+inside the commands; every error of the user's making is one line and exit code 2.
+
+    taxodiff data preview | train | sample | evaluate | demo | study <name> | <family> train|sample|evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from taxodiff.errors import TaxodiffError
+
+
+def main(argv: list[str] | None = None) -> int:
+    from taxodiff.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except TaxodiffError as e:
+        print(f"taxodiff: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("taxodiff: interrupted", file=sys.stderr)
+        return 130
+
+
+def _keys(args: argparse.Namespace) -> dict[str, Any]:
+    """Values of the flags that set config keys (the ``key:<dotted>`` destinations)."""
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("key:") and v is not None}
+
+
+def _config(args: argparse.Namespace, extra: dict[str, Any] | None = None, under: dict[str, Any] | None = None) -> Any:
+    from taxodiff import config
+
+    overrides = {"seed": args.seed, "device": args.device, **(extra or {}), **dict(getattr(args, "sets", []))}
+    return config.load(args.config, {k: v for k, v in overrides.items() if v is not None}, under)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = getattr(args, "alias_command", None) or args.command
+    if command == "data":
+        from taxodiff import api
+
+        print(api.preview(_config(args), args.out, args.n))
+        return 0
+    if command == "train":
+        return _train(args)
+    if command in ("sample", "evaluate"):
+        return _sample(args, command)
+    if command == "demo":
+        from taxodiff.studies.demo import run_demo
+
+        cfg = _config(args, {"train.steps": args.train_steps, "sample.n_per_category": args.n_per_category})
+        run_demo(cfg, args.out, args.guidance, not args.quiet)
+        print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; table: {args.out / 'summary.json'}")
+        return 0
+    if command == "study":
+        return _study(args)
+    raise AssertionError(command)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from taxodiff import config
+
+    cfg = _config(args, {"model": args.model, "train.steps": args.train_steps, **_keys(args)})
+    run_dir = args.run_dir or Path("runs") / cfg.model
+    if args.dry_run:
+        print(config.dump_yaml(cfg), end="")
+        return 0
+    from taxodiff import api
+    from taxodiff.train.distributed import finish_distributed
+
+    summary = api.train(cfg, run_dir, resume=not args.no_resume, progress=not args.quiet)
+    if summary["is_main"]:
+        world = f" on {summary['processes']} processes" if summary["processes"] > 1 else ""
+        print(f"trained {summary['model']} to step {summary['steps']} in {summary['seconds']} s{world}: {run_dir}")
+    finish_distributed()
+    return 0
+
+
+def _sample(args: argparse.Namespace, command: str) -> int:
+    from taxodiff import api
+
+    overrides = {k.split(".", 1)[1]: v for k, v in _keys(args).items()}
+    if command == "sample":
+        path, _ = api.sample(args.run_dir, overrides, args.seed, args.device, not args.quiet)
+        print(path)
+        return 0
+    result = api.evaluate(args.run_dir, overrides, args.seed, args.device, not args.quiet)
+    print(api.describe(result, result["model"]))
+    print(args.run_dir / "eval.json")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from taxodiff.studies import STUDIES
+
+    st = STUDIES.get(args.study)
+    cfg = _config(args, under={**st.defaults, **st.under(args.preset)})
+    options = {k: getattr(args, k) for k in st.options}
+    st.run(cfg, args.preset, args.out, not args.quiet, **options)
+    print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; rows: {args.out / 'results.jsonl'}")
+    return 0

@@ -1,0 +1,5 @@
+import sys
+
+from taxodiff.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Synthetic hierarchical images: silhouettes (sdf.py) rendered with style (render.py); the source (source.py)."""

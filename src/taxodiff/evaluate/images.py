@@ -1,0 +1,91 @@
+"""Scoring generated images: the domain classifier assigns each to a leaf of the class tree; then the mode
+metrics per category (coverage, entropy, KL, TV, off-category, with bootstrap intervals) and, in the
+classifier's feature space against held-out ground truth of the same categories, precision / recall /
+density / coverage, Fréchet distance and Vendi scores; and memorisation of the training images.
+
+Works for every image source: synthetic renders or real labelled images, RGB or grey-scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from taxodiff.data.base import DataSource
+from taxodiff.evaluate.classifier import domain_classifier, embed, predict
+from taxodiff.metrics.features import feature_metrics
+from taxodiff.metrics.memorisation import memorisation
+from taxodiff.metrics.modes import ModeSettings, mode_metrics
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1]."""
+    return images.float() / 127.5 - 1
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8."""
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def settings(source: DataSource, seed: int = 0) -> ModeSettings:
+    e = source.cfg.eval
+    return ModeSettings(e.coverage_rel, e.kl_smoothing, e.bootstrap, seed)
+
+
+def score(
+    source: DataSource, samples: dict[str, torch.Tensor], device: torch.device, progress: bool = True
+) -> tuple[dict[str, Any], np.ndarray]:
+    """(metrics of the images in ``samples``: uint8 "images" and asked categories "z2", assigned leaves)."""
+    classifier, info = domain_classifier(source, device, progress)
+    h = source.hierarchy
+    images = to_unit(samples["images"])
+    pred = predict(classifier, images).numpy()
+    z2 = samples["z2"].numpy()
+    out: dict[str, Any] = {
+        "classifier": info,
+        "images": mode_metrics(h, z2, pred, settings(source)),
+        "predicted": np.bincount(pred, minlength=h.num_leaves).tolist(),
+    }
+    if source.cfg.eval.features:
+        out["features"] = sample_set_metrics(source, z2, images, pred, classifier)
+    return out, pred
+
+
+def sample_set_metrics(
+    source: DataSource, z2: np.ndarray, images: torch.Tensor, pred: np.ndarray, net: Any
+) -> dict[str, Any]:
+    """Feature-space metrics against held-out ground truth, and memorisation of the run's training images."""
+    h = source.hierarchy
+    ref = source.reference(np.bincount(z2, minlength=h.num_categories).tolist())
+    out = feature_metrics(
+        h,
+        embed(net, images).numpy(),
+        z2,
+        pred,
+        embed(net, ref.images).numpy(),
+        ref.z2.numpy(),
+        ref.z1.numpy(),
+        source.cfg.eval.prdc_k,
+    )
+    out["memorisation"] = memorisation(images, source.train_set().images, source.cfg.eval.memorisation_ratio)
+    return out
+
+
+def describe(r: dict[str, Any]) -> str:
+    """One line of an image evaluation."""
+    o = r["images"]["overall"]
+    line = (
+        f"{r['model']} {r['tag']}: coverage {o['coverage']:.2f}  KL {o['kl']:.4f}  entropy {o['entropy']:.3f} "
+        f"(data {o['entropy_data']:.3f})  TV {o['tv']:.3f}  off-category {o['off_category']:.3f}"
+    )
+    if "fidelity" in r:
+        line += f"  fidelity {r['fidelity']['value']:.3f}  prior KL {r['prior']['overall']['kl']:.4f}"
+    if "features" in r:
+        f = r["features"]["overall"]
+        if f.get("precision") is not None:
+            line += f"  precision {f['precision']:.3f}  recall {f['recall']:.3f}"
+        line += f"  copies {r['features']['memorisation']['rate']:.3f}"
+    return line + f"  (classifier held-out accuracy {r['classifier']['accuracy']:.4f})"

@@ -1,0 +1,199 @@
+"""What the image families share: their config sections, the U-Net decoder and its Gaussian process, the
+conditional loss with condition dropout, guided sampling, the request (n samples of every category), the
+evaluation and the sample grids. A family module composes these; none of them knows a family by name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taxodiff.config.fields import choice, nonneg, pair, positive, unit
+from taxodiff.errors import TaxodiffError
+from taxodiff.processes.choices import BETA_SCHEDULES, GUIDANCE_METHODS, PREDICTIONS, SAMPLERS
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from taxodiff.data.base import DataSource
+    from taxodiff.nets.unet import UNet
+    from taxodiff.noise import Noise
+    from taxodiff.processes.gaussian import GaussianProcess
+    from taxodiff.processes.guidance import CondNet, Guidance
+
+
+@dataclass(frozen=True)
+class ImageNet:
+    channels: tuple[int, ...] = (32, 64, 64)  # decoder U-Net widths, one per resolution
+    blocks_per_level: int = positive(1)
+    emb_dim: int = positive(128)
+    patch: int = positive(2)  # pixel-unshuffle factor of the U-Net's input (1 = none)
+    p_uncond: float = unit(0.1)  # condition dropout for classifier-free guidance
+
+
+@dataclass(frozen=True)
+class GaussianDiffusion:
+    num_train_timesteps: int = positive(1000)
+    beta_start: float = positive(1e-4)
+    beta_end: float = positive(0.02)
+    beta_schedule: str = choice("squaredcos_cap_v2", BETA_SCHEDULES)  # cosine (Nichol & Dhariwal)
+    prediction: str = choice("v_prediction", PREDICTIONS)  # network target (v measured better here)
+    # > 0: min-SNR loss weights (Hang et al. 2023): min(SNR, gamma)/SNR for eps, min(SNR, gamma)/(SNR+1) for v.
+    # Off by default: with v-prediction it starves the high-noise steps where the subtype is decided
+    # (hierarchical, guidance 0, 1,000 steps: off-category 0.031 with gamma 5, 0.000 with plain MSE).
+    min_snr_gamma: float = nonneg(0.0)
+
+
+@dataclass(frozen=True)
+class ImageSample:
+    sampler: str = choice("ddpm", SAMPLERS)  # ancestral; measured far better than DDIM / DPM-Solver++ here
+    steps: int = positive(25)
+    guidance: float = nonneg(0.0)  # guidance scale of the image network; 0 = the plain conditional model
+    guidance_method: str = choice("cfg", GUIDANCE_METHODS)  # cfg, interval (Kynkäänniemi 2024), cads (Sadat 2024)
+    guidance_interval: tuple[float, ...] = pair((0.28, 5.42), 0.0, math.inf)  # "interval": sigma_t in (lo, hi]
+    cads_tau: tuple[float, ...] = pair((0.6, 0.9), 0.0, 1.0)  # "cads": condition noise above tau2, clean below tau1
+    cads_noise: float = nonneg(0.25)  # "cads": noise scale s on the condition
+    cads_psi: float = unit(1.0)  # "cads": mix of the rescaled noised condition
+    n_per_category: int = positive(256)
+    batch_size: int = positive(256)
+
+
+def check_image_sections(cfg: Any) -> None:
+    ch = cfg.net.channels
+    if not ch or any(c < 8 or c % 8 for c in ch):
+        raise TaxodiffError(f"net.channels = {list(ch)} is invalid: allowed are one or more multiples of 8")
+    d = cfg.diffusion
+    if d.beta_start >= d.beta_end or d.beta_end >= 1:
+        raise TaxodiffError(
+            f"diffusion betas {d.beta_start}..{d.beta_end} are invalid: allowed is 0 < beta_start < beta_end < 1"
+        )
+
+
+# -- building ---------------------------------------------------------------------------------------------
+def unet(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> UNet:
+    from taxodiff.nets.unet import UNet, UNetConfig
+
+    n = cfg.net
+    return UNet(
+        UNetConfig(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            channels=n.channels,
+            blocks_per_level=n.blocks_per_level,
+            cond_dim=cond_dim,
+            emb_dim=n.emb_dim,
+            patch=n.patch,
+        )
+    )
+
+
+def gaussian_process(cfg: Any, clip_sample: bool = True) -> GaussianProcess:
+    from taxodiff.processes.gaussian import GaussianConfig, GaussianProcess
+
+    d = cfg.diffusion
+    return GaussianProcess(
+        GaussianConfig(
+            num_train_timesteps=d.num_train_timesteps,
+            beta_start=d.beta_start,
+            beta_end=d.beta_end,
+            beta_schedule=d.beta_schedule,
+            clip_sample=clip_sample,
+            min_snr_gamma=d.min_snr_gamma,
+            prediction=d.prediction,
+        )
+    )
+
+
+# -- training ---------------------------------------------------------------------------------------------
+def conditional_loss(
+    net: CondNet, process: GaussianProcess, x0: Tensor, cond: Tensor, p_uncond: float, noise: Noise
+) -> Tensor:
+    """The process's loss for a conditional network, with condition dropout (classifier-free guidance)."""
+    from taxodiff.processes.guidance import drop_mask
+
+    drop = drop_mask(x0.shape[0], p_uncond, noise, x0.device)
+    return process.loss(lambda x, t: net(x, t, cond, drop), x0, noise)
+
+
+# -- sampling ---------------------------------------------------------------------------------------------
+def guidance_rule(sc: Any, scale: float) -> Guidance:
+    """The sampling config's guidance method and settings at one scale."""
+    from taxodiff.processes.guidance import Guidance
+
+    return Guidance(
+        scale=scale,
+        method=sc.guidance_method,
+        interval=(sc.guidance_interval[0], sc.guidance_interval[1]),
+        cads_tau=(sc.cads_tau[0], sc.cads_tau[1]),
+        cads_noise=sc.cads_noise,
+        cads_psi=sc.cads_psi,
+    )
+
+
+def guided_sample(
+    net: CondNet,
+    cond: Tensor,
+    sc: Any,
+    scale: float,
+    process: GaussianProcess,
+    shape: tuple[int, ...],
+    noise: Noise,
+    sampler: str,
+    steps: int,
+    progress: Any = None,
+) -> Tensor:
+    """Samples of shape ``shape`` from a conditional network under the config's guidance rule at ``scale``."""
+    from taxodiff.processes.guidance import guided
+
+    denoiser = guided(net, cond, guidance_rule(sc, scale), process.alphas_cumprod, noise)
+    x = process.prior(shape, noise, cond.device)
+    return process.sample(denoiser, x, noise, steps=steps, sampler=sampler, progress=progress)
+
+
+def sample_tag(sc: Any, knobs: dict[str, str]) -> str:
+    """Samples' file name: sampler, steps, every guidance scale of the family, the rule's settings."""
+    tag = f"{sc.sampler}{sc.steps}_g{sc.guidance:g}"
+    for key in knobs:
+        if key != "guidance":
+            tag += f"_{''.join(w[0] for w in key.split('_')[:-1])}g{getattr(sc, key):g}"
+    if sc.guidance_method == "interval":
+        tag += f"_interval{sc.guidance_interval[0]:g}-{sc.guidance_interval[1]:g}"
+    elif sc.guidance_method == "cads":
+        tag += f"_cads{sc.cads_noise:g}_{sc.cads_tau[0]:g}-{sc.cads_tau[1]:g}"
+        tag += f"_psi{sc.cads_psi:g}" if sc.cads_psi != 1 else ""
+    return tag
+
+
+def requests(num_categories: int, n_per_category: int) -> tuple[torch.Tensor, list[tuple[str | int, ...]]]:
+    """(asked category of every sample, its stream key): the k-th sample of category c is ("sample", c, k)."""
+    import torch
+
+    z2 = torch.arange(num_categories).repeat_interleave(n_per_category)
+    keys = [("sample", c, k) for c in range(num_categories) for k in range(n_per_category)]
+    return z2, keys
+
+
+def progress_bar(total: int, desc: str, progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False)
+
+
+# -- after sampling ---------------------------------------------------------------------------------------
+def category_figure(source: DataSource, samples: dict[str, Tensor], path: Path, title: str) -> None:
+    from taxodiff.report import figures
+
+    h = source.hierarchy
+    figures.category_grid(samples["images"].numpy(), samples["z2"].numpy(), h.category_names, path, title)
+
+
+def evaluation(family: Any, samples: dict[str, Tensor], device: Any, progress: bool) -> tuple[dict, Any]:
+    """The image metrics of ``samples`` with the run's identification; (result, assigned leaves)."""
+    from taxodiff.evaluate.images import score
+
+    scores, pred = score(family.source, samples, device, progress)
+    head = {"model": family.name, "checkpoint_step": int(samples["step"][0]), "sample": asdict(family.cfg.sample)}
+    return head | scores, pred

@@ -1,0 +1,75 @@
+"""What every study shares: a list of training jobs, each evaluated under some sampling settings, one row of
+``<out>/results.jsonl`` per evaluation, and resuming.
+
+A job is a run directory with its config and a key that names it in the rows ({"cell": ..., "seed": ...,
+"model": ...}). Rows are appended as they are made; running the study again reuses every row whose job key,
+sampling tag and training steps match (so an interrupted study continues where it stopped, and a finished one
+only rewrites its report). Training resumes from the run's checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taxodiff import runs
+from taxodiff.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Job:
+    key: dict[str, Any]  # what names the training run in the rows
+    cfg: RunConfig
+    run_dir: Path
+    settings: tuple[dict[str, Any], ...] = field(default_factory=lambda: ({},))  # sampling overrides
+
+
+Record = Callable[[Job, dict[str, Any], dict[str, Any], dict[str, Any]], dict[str, Any]]  # job, setting, train, eval
+
+
+def tag_of(cfg: RunConfig, setting: dict[str, Any]) -> str:
+    """The sampling tag an evaluation of ``cfg`` under ``setting`` is stored under (no torch import)."""
+    from taxodiff import api
+    from taxodiff.families import get_family
+
+    run_cfg = api.sample_settings(cfg, setting)
+    return get_family(run_cfg.model)(run_cfg).sample_tag(run_cfg.sample)
+
+
+def _row_id(key: dict[str, Any], tag: str, steps: int) -> str:
+    return json.dumps({**key, "tag": tag, "train_steps": steps}, sort_keys=True, default=str)
+
+
+def run_jobs(jobs: list[Job], out: Path, record: Record, progress: bool = True) -> list[dict[str, Any]]:
+    """Train and evaluate every job (reusing finished rows); returns the rows, in job order."""
+    from taxodiff import api
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    done = (
+        {_row_id({k: r.get(k) for k in jobs[0].key}, r["tag"], r["train_steps"]): r for r in runs.read_jsonl(results)}
+        if jobs
+        else {}
+    )
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        train: dict[str, Any] | None = None
+        for setting in job.settings:
+            tag = tag_of(job.cfg, setting)
+            rid = _row_id(job.key, tag, job.cfg.train.steps)
+            if rid in done:
+                rows.append(done[rid])
+                continue
+            train = train or api.train(job.cfg, job.run_dir, resume=True, progress=progress)
+            ev = api.evaluate(job.run_dir, setting, device=job.cfg.device, progress=progress)
+            row = {**job.key, "tag": tag, "train_steps": train["steps"], "run_dir": str(job.run_dir)}
+            row |= record(job, setting, train, ev)
+            runs.append_jsonl(results, row)
+            done[rid] = row
+            rows.append(row)
+    runs.atomic_write(results, "".join(json.dumps(r) + "\n" for r in rows))
+    return rows

@@ -1,0 +1,245 @@
+"""One trainer for every model family, through Hugging Face Accelerate.
+
+The trainer reads a family (its config, stages and hooks) and its :class:`FamilyModule`, whose
+``forward(batch, noise)`` is the loss and ``param_groups()`` the optimiser's groups; a dataset is anything with
+``__len__`` and ``batch(indices) -> {name: tensor}``. It owns the optimiser (AdamW; per stage a warm-up then
+cosine decay or a constant rate), the EMA of the weights, bf16 autocast where it pays, gradient all-reduce
+across processes, logging to ``metrics.jsonl`` and checkpoints.
+
+Training runs through the family's stages. At a stage's first step the family may grow its networks and
+choose which parameters train (``grow``, ``freeze``); the optimiser starts afresh over the trainable ones, the
+EMA follows the parameters by name, and every checkpoint records the networks' structure, so a run resumed
+anywhere rebuilds them. Batches and noise are drawn from generators seeded by (seed, step, rank): a resumed run
+continues exactly where it stopped. Under ``accelerate launch`` every rank takes its share of each global batch;
+rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from taxodiff import runs, seeds
+from taxodiff.families.base import Family, Stage
+from taxodiff.noise import Noise
+from taxodiff.train.distributed import make_accelerator
+from taxodiff.train.schedule import batch_indices, lr_factor
+
+
+class Dataset(Protocol):
+    def __len__(self) -> int: ...
+
+    def batch(self, idx: Tensor) -> dict[str, Tensor]: ...
+
+
+@dataclass
+class TrainResult:
+    step: int
+    seconds: float
+    resumed_from: int
+    checkpoint: Path | None
+    processes: int = 1
+    weight_digests: tuple[str, ...] = ()  # one per process: equal when the ranks stayed in sync
+
+
+class Trainer:
+    def __init__(self, family: Family, module: nn.Module, data: Dataset, run_dir: Path, state: dict | None = None):
+        cfg = family.cfg
+        self.family, self.data, self.run_dir = family, data, Path(run_dir)
+        self.cfg, self.seed = cfg.train, cfg.seed
+        self.state = state or {}  # extra JSON stored in every checkpoint (config, family, ...)
+        self.acc = make_accelerator(cfg.device, self.cfg.precision)
+        self.raw = module.to(self.acc.device)
+        self.stages = family.stages()
+        self.starts = [sum(s.steps for s in self.stages[:i]) for i in range(len(self.stages))]
+        self.total = sum(s.steps for s in self.stages)
+        self.step = 0
+        self.stage_index = -1
+        self.model: Any = self.raw
+        self.opt: Any = None
+        self.ema: Any = None
+        self.ema_names: list[str] = []
+
+    @property
+    def is_main(self) -> bool:
+        return bool(self.acc.is_main_process)
+
+    # -- stages ---------------------------------------------------------------------------------------------
+    def stage_at(self, step: int) -> int:
+        return max(i for i, start in enumerate(self.starts) if start <= step)
+
+    def enter(self, k: int, fresh: bool) -> None:
+        """Set up stage k: grow (at its first step only), freeze, a fresh optimiser, the EMA by name, the wrapper."""
+        stage = self.stages[k]
+        if fresh:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seeds.derive(self.seed, "init", stage.name, self.step) % 2**31)
+                self.family.grow(self.raw, stage)
+            self.raw.to(self.acc.device)
+        self.family.freeze(self.raw, stage)
+        groups = [g for g in self.raw.param_groups() if any(p.requires_grad for p in g["params"])]
+        for g in groups:
+            g["params"] = [p for p in g["params"] if p.requires_grad]
+        opt = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay, foreach=True)
+        self.base_lrs = [g["lr"] for g in opt.param_groups]
+        self.model, self.opt = self.acc.prepare(self.raw, opt)
+        self.follow_ema()
+        self.stage_index = k
+
+    def follow_ema(self) -> None:
+        """An EMA over the current parameters, keeping the averages of those that were there before."""
+        from diffusers.training_utils import EMAModel
+
+        old = dict(zip(self.ema_names, self.ema.shadow_params, strict=True)) if self.ema is not None else {}
+        self.ema_names = [n for n, _ in self.raw.named_parameters()]
+        self.ema = EMAModel(self.raw.parameters(), decay=self.cfg.ema_decay)
+        for name, shadow in zip(self.ema_names, self.ema.shadow_params, strict=True):
+            if name in old:
+                shadow.data.copy_(old[name].to(shadow.device))
+        self.ema.optimization_step = self.step
+
+    def lr(self, step: int) -> float:
+        k = self.stage_at(step)
+        stage: Stage = self.stages[k]
+        warmup = self.cfg.warmup if stage.warmup is None else stage.warmup
+        schedule = stage.lr_schedule or self.cfg.lr_schedule
+        return lr_factor(step - self.starts[k], stage.steps, warmup, schedule)
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        path = None
+        if self.is_main:
+            ema = dict(zip(self.ema_names, self.ema.shadow_params, strict=True))
+            opt_t, opt_meta = _flatten_optimizer(self.opt.state_dict())
+            extra = {
+                "optim": opt_meta,
+                "structure": self.family.structure(self.raw),
+                "stage": self.stages[self.stage_at(min(self.step, self.total - 1))].name,
+            }
+            path = runs.save_checkpoint(
+                self.run_dir, self.step, {"model": self.raw.state_dict(), "ema": ema, "optim": opt_t},
+                {**self.state, **extra},
+            )  # fmt: skip
+        self.acc.wait_for_everyone()
+        return path
+
+    def resume(self) -> int:
+        """Continue from the latest checkpoint (the caller built the networks from its structure)."""
+        path = runs.latest_checkpoint(self.run_dir)
+        if path is None:
+            return 0
+        tensors, state = runs.load_checkpoint(path, ("model", "ema", "optim"))
+        self.raw.load_state_dict(tensors["model"])
+        self.step = int(state["step"])
+        self.follow_ema()
+        for name, shadow in zip(self.ema_names, self.ema.shadow_params, strict=True):
+            shadow.data.copy_(tensors["ema"][name].to(shadow.device))
+        if self.step < self.total:
+            k = self.stage_at(self.step)
+            fresh = self.step == self.starts[k]
+            self.enter(k, fresh)
+            if not fresh:
+                self.opt.load_state_dict(_unflatten_optimizer(tensors["optim"], state["optim"]))
+        return self.step
+
+    # -- the loop -----------------------------------------------------------------------------------------
+    def train(self, resume: bool = True, progress: bool = True) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        start = self.resume() if resume else 0
+        t0 = time.perf_counter()
+        bar = tqdm(
+            total=self.total,
+            initial=start,
+            desc=f"train {self.run_dir.name}",
+            unit="step",
+            disable=not (progress and self.is_main),
+            dynamic_ncols=True,
+        )
+        window_t, window_n = time.perf_counter(), 0
+        last_ckpt = None
+        while self.step < self.total:
+            k = self.stage_at(self.step)
+            if k != self.stage_index:
+                self.enter(k, fresh=self.step == self.starts[k])
+            self.model.train()
+            logs = self.train_step()
+            window_n += self.cfg.batch_size
+            self.step += 1
+            bar.update(1)
+            if self.step % self.cfg.log_every == 0 or self.step == self.total:
+                now = time.perf_counter()
+                logs.update(
+                    step=self.step, img_per_s=round(window_n / (now - window_t), 2), elapsed_s=round(now - t0, 2)
+                )
+                if len(self.stages) > 1:
+                    logs["stage"] = self.stages[k].name
+                window_t, window_n = now, 0
+                bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                if self.is_main:
+                    runs.append_jsonl(self.run_dir / "metrics.jsonl", logs)
+            end_of_stage = self.step in self.starts or self.step == self.total
+            if self.step % self.cfg.checkpoint_every == 0 or end_of_stage:
+                last_ckpt = self.save()
+        bar.close()
+        self.acc.wait_for_everyone()
+        return TrainResult(
+            self.step, time.perf_counter() - t0, start, last_ckpt, self.acc.num_processes, self.weight_digests()
+        )
+
+    def weight_digests(self) -> tuple[str, ...]:
+        """SHA-256 of this process' parameters, gathered from every process (in rank order)."""
+        h = hashlib.sha256()
+        for p in self.raw.parameters():
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+        if self.acc.num_processes == 1:
+            return (h.hexdigest()[:16],)
+        from accelerate.utils import gather_object
+
+        return tuple(gather_object([h.hexdigest()[:16]]))
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        idx = batch_indices(
+            len(self.data), self.step, cfg.batch_size, self.seed, self.acc.process_index, self.acc.num_processes
+        )
+        batch = {k: v.to(self.acc.device) for k, v in self.data.batch(idx).items()}
+        noise = Noise.from_seed(self.seed, "noise", self.step, self.acc.process_index)
+        f = self.lr(self.step)
+        for group, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * f
+        with self.acc.autocast():
+            losses = self.model(batch, noise)  # forward = loss, so DDP sees the call
+        self.opt.zero_grad(set_to_none=True)
+        self.acc.backward(losses["loss"])
+        if cfg.grad_clip > 0:
+            self.acc.clip_grad_norm_([p for p in self.raw.parameters() if p.requires_grad], cfg.grad_clip)
+        self.opt.step()
+        self.ema.step(self.raw.parameters())
+        return {k: float(v.detach()) for k, v in losses.items()} | {"lr": self.opt.param_groups[0]["lr"]}
+
+
+def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in [*tensors.items(), *meta["scalars"].items()]:
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
