@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("taxodiff: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        sys.stderr.close()
+        return 0
 
 
 def _keys(args: argparse.Namespace) -> dict[str, Any]:

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from taxodiff.families.base import Family
     from taxodiff.noise import Noise
 
 
 class FamilyModule(nn.Module):
-    def __init__(self, family: Family, nets: dict[str, nn.Module]) -> None:
+    def __init__(self, family: Any, nets: dict[str, nn.Module]) -> None:  # family: a taxodiff Family
         super().__init__()
         object.__setattr__(self, "family", family)  # not a submodule, not in the state dict
         for name, net in nets.items():
