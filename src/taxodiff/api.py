@@ -196,13 +196,17 @@ def sample(
     progress: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Sample a trained run; returns (samples path, samples). ``seed`` (default: the run's) picks the noise."""
-    run_dir = Path(run_dir)
+    run = _open(Path(run_dir), overrides, device)
+    return _draw(run, Path(run_dir), seed, progress)
+
+
+def _open(run_dir: Path, overrides: dict[str, Any] | None, device: str | None) -> Loaded:
+    """A run loaded with sampling overrides (checked first: bad values fail before torch is imported)."""
     _, stored, _ = stored_config(run_dir)
-    cfg = sample_settings(stored, overrides)  # bad values fail here, before torch is imported
+    cfg = sample_settings(stored, overrides)
     from taxodiff.train.distributed import resolve_device
 
-    run = load(run_dir, resolve_device(device or "auto"), cfg)
-    return _draw(run, run_dir, seed, progress)
+    return load(run_dir, resolve_device(device or "auto"), cfg)
 
 
 def _draw(run: Loaded, run_dir: Path, seed: int | None, progress: bool) -> tuple[Path, dict[str, Any]]:
@@ -227,16 +231,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a run's samples (reusing saved ones from its current checkpoint); merged into eval.json."""
     run_dir = Path(run_dir)
-    _, stored, _ = stored_config(run_dir)
-    cfg = sample_settings(stored, overrides)
-    from taxodiff.train.distributed import resolve_device
-
-    run = load(run_dir, resolve_device(device or "auto"), cfg)
+    run = _open(run_dir, overrides, device)
     tag = sample_tag(run.family, seed)
     path = run_dir / "samples" / f"{tag}.safetensors"
     samples = runs.load_samples(path) if path.exists() else None
     fresh = samples is not None and "step" in samples and int(samples["step"][0]) == run.step
-    if not fresh or run.family.sample_count(cfg.sample) != _count(samples):
+    if not fresh or run.family.sample_count(run.cfg.sample) != _count(samples):
         _, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
     result = {"tag": tag, **run.family.evaluate(run.module, samples, progress)}
     evals = runs.read_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else {"evaluations": {}}

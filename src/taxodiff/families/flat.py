@@ -74,24 +74,27 @@ class Flat(Family):
     def generate(self, module: FamilyModule, sc: Any, seed: int, progress: bool = True) -> dict[str, Tensor]:
         import torch
 
-        from taxodiff.evaluate.images import to_uint8
         from taxodiff.families.sampling import draw_in_batches
 
         z2, keys = images.requests(self.hierarchy.num_categories, sc.n_per_category)
-        shape = self.source.image_shape()
         bar = images.progress_bar(len(keys), f"sample {self.name} g={sc.guidance:g}", progress)
 
         @torch.no_grad()
         def draw(rows: slice, noise: Noise) -> dict[str, Tensor]:
-            cond = self.condition(z2[rows].to(module.device))
-            x = images.guided_sample(
-                module.net, cond, sc, sc.guidance, self.process, (len(cond), *shape), noise, sc.sampler, sc.steps
-            )
-            return {"images": to_uint8(x.clamp(-1, 1))}
+            return self.draw(module, sc, z2[rows].to(module.device), noise)
 
         out = draw_in_batches(keys, sc.batch_size, seed, draw, bar.update)
         bar.close()
         return out | {"z2": z2}
+
+    def draw(self, module: FamilyModule, sc: Any, z2: Tensor, noise: Noise) -> dict[str, Tensor]:
+        """One batch of samples for the asked categories z2 (B,): uint8 images (B, C, H, W)."""
+        from taxodiff.evaluate.images import to_uint8
+
+        cond = self.condition(z2)
+        shape = (len(z2), *self.source.image_shape())
+        x = images.guided_sample(module.net, cond, sc, sc.guidance, self.process, shape, noise, sc.sampler, sc.steps)
+        return {"images": to_uint8(x.clamp(-1, 1))}
 
     def save_figures(self, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
         images.category_figure(

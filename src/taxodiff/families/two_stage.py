@@ -95,33 +95,21 @@ class TwoStage(Flat):
             {"params": list(module.prior.parameters()), "lr": self.cfg.train.prior_lr},
         ]
 
-    def generate(self, module: FamilyModule, sc: Any, seed: int, progress: bool = True) -> dict[str, Tensor]:
+    def draw(self, module: FamilyModule, sc: Any, z2: Tensor, noise: Noise) -> dict[str, Tensor]:
+        """z1 ~ prior(. | z2), then images ~ decoder(. | z1); also the z1 samples and their nearest anchors."""
         import torch
 
         from taxodiff.evaluate.images import to_uint8
-        from taxodiff.families.sampling import draw_in_batches
 
-        h = self.hierarchy
-        z2, keys = images.requests(h.num_categories, sc.n_per_category)
-        shape = self.source.image_shape()
-        bar = images.progress_bar(len(keys), f"sample {self.name} g={sc.guidance:g}", progress)
-
-        @torch.no_grad()
-        def draw(rows: slice, noise: Noise) -> dict[str, Tensor]:
-            cat = self.condition(z2[rows].to(module.device))
-            z1 = images.guided_sample(
-                module.prior, cat, sc, sc.prior_guidance, self.prior_process, (len(cat), h.embed_dim), noise,
-                sc.prior_sampler, sc.prior_steps,
-            )  # fmt: skip
-            x = images.guided_sample(
-                module.decoder, z1, sc, sc.guidance, self.process, (len(z1), *shape), noise, sc.sampler, sc.steps
-            )
-            nearest = torch.cdist(z1.float(), module.anchors.to(z1.device)).argmin(dim=1)
-            return {"images": to_uint8(x.clamp(-1, 1)), "z1": z1, "z1_anchor": nearest}
-
-        out = draw_in_batches(keys, sc.batch_size, seed, draw, bar.update)
-        bar.close()
-        return out | {"z2": z2}
+        cat, d = self.condition(z2), self.hierarchy.embed_dim
+        z1 = images.guided_sample(
+            module.prior, cat, sc, sc.prior_guidance, self.prior_process, (len(z2), d), noise, sc.prior_sampler,
+            sc.prior_steps,
+        )  # fmt: skip
+        shape = (len(z2), *self.source.image_shape())
+        x = images.guided_sample(module.decoder, z1, sc, sc.guidance, self.process, shape, noise, sc.sampler, sc.steps)
+        nearest = torch.cdist(z1.float(), module.anchors.to(z1.device)).argmin(dim=1)
+        return {"images": to_uint8(x.clamp(-1, 1)), "z1": z1, "z1_anchor": nearest}
 
     def evaluate(self, module: FamilyModule, samples: dict[str, Tensor], progress: bool = True) -> dict:
         """The image metrics, plus the prior's own mode metrics (nearest anchor), the fidelity of the images
