@@ -176,3 +176,30 @@ def test_cli_rhm_train_evaluate_and_errors(tmp_path):
     assert p.returncode == 2 and "sample.guidance is not a sampling setting of a 'rhm' run" in p.stderr
     p = _cli("train", "--config", ROOT / "configs" / "rhm_seed.yaml", "--dry-run")  # the plain verb trains it
     assert p.returncode == 0 and "model: rhm" in p.stdout and "source: rhm" in p.stdout
+
+
+def test_run_directories_of_the_old_layout_keep_working(tmp_path):
+    """A run written before data sources had sections (grammar in rhm:, train.prior_lr for every family)."""
+    import yaml
+
+    from taxodiff import runs
+
+    run = tmp_path / "old"
+    api.train(config.load(TINY), run, progress=False)
+
+    def old(cfg: dict) -> dict:
+        grammar = {k: cfg["data"].pop(k) for k in ("v", "n", "m", "s", "L", "seed_rules")}
+        cfg["data"].pop("source")
+        for key in ("model", "parent", "hierarchy", "cond_level", "embed_dim"):
+            cfg.pop(key)
+        cfg["train"]["prior_lr"] = 1e-3
+        cfg["train"].pop("keep_checkpoints")
+        return {"rhm": grammar, **cfg}
+
+    (run / "config.yaml").write_text(yaml.safe_dump(old(yaml.safe_load((run / "config.yaml").read_text()))))
+    ckpt = runs.resolve_checkpoint(run)
+    state = json.loads((ckpt / "state.json").read_text())
+    state["config"] = old(state["config"])
+    (ckpt / "state.json").write_text(json.dumps(state))
+    assert api.evaluate(run, {"denoiser": "bp"}, progress=False)["validity"]["sequences"] == [1.0, 1.0]
+    assert api.train(config.load(TINY, {"train.steps": 8}), run, progress=False)["resumed_from"] == 6

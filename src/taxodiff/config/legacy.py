@@ -1,8 +1,9 @@
 """Configs written before data sources were sections of their own (run directories of taxodiff <= 0.1).
 
 Until then the Random Hierarchy Model's grammar was a top-level ``rhm:`` section beside ``data:``; it is now
-``data: {source: rhm, v, n, m, s, L, seed_rules, n_train, n_test, seed_sample}``. Such a config is upgraded on
-reading, so old files and old run directories keep working.
+``data: {source: rhm, v, n, m, s, L, seed_rules, n_train, n_test, seed_sample}``, and the trainer's section had
+a ``prior_lr`` that only the hierarchical family uses. Such a config is upgraded on reading, so old files and
+old run directories keep working.
 """
 
 from __future__ import annotations
@@ -23,4 +24,7 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
     if data.get("source", "rhm") != "rhm":
         raise TaxodiffError(f"an rhm: section is a grammar, but data.source = {data['source']!r}: remove one")
     raw["data"] = {"source": "rhm", **grammar, **{k: v for k, v in data.items() if k != "source"}}
+    train = raw.get("train")
+    if isinstance(train, dict):
+        train.pop("prior_lr", None)  # then a field of every run's trainer, now the hierarchical family's
     return raw
