@@ -111,6 +111,13 @@ def test_impossible_grammar_and_too_many_sequences_are_refused():
         config.load(TINY, {"model": "flat"})
 
 
+def test_a_study_default_picks_the_source_and_the_family():
+    """What `taxodiff study rhm-learning` does without --config: its data source under the defaults."""
+    cfg = config.load(None, under={"data.source": "rhm", "train.steps": 7})
+    assert (cfg.model, cfg.data.source, cfg.train.steps) == ("rhm", "rhm", 7)
+    assert config.load(TINY, under={"data.size": 16}).data.source == "rhm"  # keys the source lacks are dropped
+
+
 def test_old_rhm_configs_are_upgraded():
     """Before data sources had sections of their own, the grammar was a top-level rhm: section."""
     old = config.resolve({"rhm": {"v": 4, "n": 2, "m": 2, "s": 2, "L": 2}, "data": {"n_train": 8, "n_test": 4}})

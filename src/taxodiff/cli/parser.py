@@ -51,7 +51,8 @@ def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
 
 def _key_flags(p: argparse.ArgumentParser, verb: str, only: dict[str, tuple[str, str]] | None = None) -> None:
     for flag, (key, text) in (only if only is not None else family_flags(verb)).items():
-        p.add_argument(flag, dest=f"key:{key}", type=value_type(key), help=text)
+        metavar = key.rsplit(".", 1)[-1].upper()
+        p.add_argument(flag, dest=f"key:{key}", type=value_type(key), metavar=metavar, help=f"{text} [{key}]")
 
 
 def _train(sub: argparse._SubParsersAction, model: str | None = None) -> None:

@@ -37,7 +37,8 @@ def load(
 def resolve(raw: Mapping[str, Any], under: Mapping[str, Any] | None = None) -> RunConfig:
     """The checked config for a nested mapping of (possibly partial) values."""
     raw = legacy.upgrade(merge({}, raw))
-    family, source = _choose(raw)
+    preset = nest({}, dict(under or {}))
+    family, source = _choose(merge(merge({}, {k: v for k, v in preset.items() if k in ("model", "data")}), raw))
     base = RunConfig(
         model=family.name,
         data=source.section(),
@@ -49,7 +50,7 @@ def resolve(raw: Mapping[str, Any], under: Mapping[str, Any] | None = None) -> R
     )
     base, _ = overlay(base, nest({}, family.defaults))
     if under:
-        base, _ = overlay(base, _known(nest({}, dict(under)), to_dict(base)))
+        base, _ = overlay(base, _known(preset, to_dict(base)))
     cfg, aside = overlay(base, raw, "", _sibling_keys(family))
     cfg = dataclasses.replace(cfg, aside=aside)
     if source.own_hierarchy and cfg.hierarchy is not None:

@@ -137,16 +137,27 @@ def findings(summary: dict[str, Any]) -> list[str]:
 
 
 def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
-    from taxodiff.report.figures import pyplot, save
+    """The study's three figures (PNG under out/figures)."""
+    from taxodiff.report.figures import pyplot
 
     plt = pyplot()
-    rows, ref = summary["rows"], summary["reference"]
-    L = summary["config"]["data"]["L"]
-    paths = []
+    rows = summary["rows"]
     archs = list(dict.fromkeys(r["arch"] for r in rows))
     sizes = list(dict.fromkeys(r["P"] for r in rows))
     colours = plt.cm.viridis([i / max(1, len(sizes) - 1) for i in range(len(sizes))])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    return [
+        _plot_trajectories(summary, archs, sizes, colours, out / "figures" / "validity_and_copies.png"),
+        _plot_against_size(summary, archs, sizes, out / "figures" / "validity_vs_P.png"),
+        _plot_loss_by_time(summary, archs, sizes, colours, out / "figures" / "loss_by_time.png"),
+    ]
+
+
+def _plot_trajectories(summary: dict[str, Any], archs: list, sizes: list, colours: Any, path: Path) -> Path:
+    """Validity and copies against training steps, one line per (architecture, P)."""
+    from taxodiff.report.figures import pyplot, save
+
+    rows, ref, L = summary["rows"], summary["reference"], summary["config"]["data"]["L"]
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     for arch, style in zip(archs, ("-", "--"), strict=False):
         for size, col in zip(sizes, colours, strict=True):
             mine = [r for r in rows if r["arch"] == arch and r["P"] == size]
@@ -178,9 +189,15 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
     for ax in axes:
         _log_ticks(ax, marks)
     axes[0].legend(fontsize=7)
-    paths.append(save(fig, out / "figures" / "validity_and_copies.png"))
+    return save(fig, path)
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+
+def _plot_against_size(summary: dict[str, Any], archs: list, sizes: list, path: Path) -> Path:
+    """Validity per level and copies against P after the last step."""
+    from taxodiff.report.figures import pyplot, save
+
+    rows, ref, L = summary["rows"], summary["reference"], summary["config"]["data"]["L"]
+    fig, ax = pyplot().subplots(figsize=(5.5, 4))
     for arch, style in zip(archs, ("-", "--"), strict=False):
         finals = [
             [r for r in rows if r["arch"] == arch and r["P"] == s][-1]
@@ -203,9 +220,15 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
     )
     _log_ticks(ax, sizes)
     ax.legend(fontsize=7)
-    paths.append(save(fig, out / "figures" / "validity_vs_P.png"))
+    return save(fig, path)
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+
+def _plot_loss_by_time(summary: dict[str, Any], archs: list, sizes: list, colours: Any, path: Path) -> Path:
+    """Training and held-out loss per window of diffusion time, first architecture, last step."""
+    from taxodiff.report.figures import pyplot, save
+
+    rows = summary["rows"]
+    fig, ax = pyplot().subplots(figsize=(5.5, 4))
     for size, col in zip(sizes, colours, strict=True):
         mine = [r for r in rows if r["arch"] == archs[0] and r["P"] == size]
         if not mine or not mine[-1]["loss_train"]:
@@ -221,8 +244,7 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
         title=f"{archs[0]}: loss by time window, last step",
     )
     ax.legend(fontsize=7)
-    paths.append(save(fig, out / "figures" / "loss_by_time.png"))
-    return paths
+    return save(fig, path)
 
 
 def _log_ticks(ax: Any, values: list[int]) -> None:
@@ -235,15 +257,14 @@ def _log_ticks(ax: Any, values: list[int]) -> None:
 def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     from taxodiff.report.pages import write_pages
 
-    cfg, rows, ref = summary["config"], summary["rows"], summary["reference"]
-    g = cfg["data"]
     _plot(summary, out)
-    L = g["L"]
-    head = (
-        ["arch", "P", "step", "train s"]
-        + [f"valid l{k}" for k in range(1, L + 1)]
-        + ["copies", "distinct", "class KL", "run"]
-    )
+    return write_pages(out, blocks(summary), "taxodiff rhm-learning report")
+
+
+def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    L = summary["config"]["data"]["L"]
+    head = ["arch", "P", "step", "train s"] + [f"valid l{k}" for k in range(1, L + 1)]
+    head += ["copies", "distinct", "class KL", "run"]
     body = [
         [r["arch"], f"{r['P']:,}", f"{r['step']:,}", f"{r['train_seconds']:.0f}"]
         + [f"{x:.3f}" for x in r["validity"]]
@@ -253,10 +274,20 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
             "" if r["class_kl"] is None else f"{r['class_kl']:.4f}",
             f"`{r['run_dir']}`",
         ]
-        for r in rows
+        for r in summary["rows"]
     ]
+    return head, body
+
+
+def blocks(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    cfg, rows, ref = summary["config"], summary["rows"], summary["reference"]
+    g = cfg["data"]
+    L = g["L"]
     chance_seq = [p ** (g["s"] ** (L - k)) for k, p in enumerate(ref["chance"], start=1)]
-    bl: list[tuple[str, Any]] = [
+    exact = ", ".join(
+        f"P = {int(k):,}: {v['measured']:.3f} (expected {v['expected']:.3f})" for k, v in ref["copies"].items()
+    )
+    return [
         ("h1", "taxodiff study rhm-learning"),
         (
             "p",
@@ -279,7 +310,7 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
             "rather than learned the rules at that noise level.",
         ),
         ("h2", "Every evaluation"),
-        ("table", (head, body)),
+        ("table", _table(summary)),
         (
             "p",
             "valid l: share of generated sequences whose every subtree spanning l levels is a valid derivation "
@@ -292,16 +323,23 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
         (
             "p",
             "Exact sampling by belief propagation, the reference: every sample valid; copies of the training set "
-            + ", ".join(
-                f"P = {int(k):,}: {v['measured']:.3f} (expected {v['expected']:.3f})" for k, v in ref["copies"].items()
-            )
-            + ".",
+            f"{exact}.",
         ),
     ]
-    return write_pages(out, bl, "taxodiff rhm-learning report")
+
+
+def _sequences_only(cfg: RunConfig) -> None:
+    from taxodiff.data import get_source
+    from taxodiff.errors import TaxodiffError
+
+    if get_source(cfg.data.source).kind != "sequences":
+        raise TaxodiffError(
+            f"study rhm-learning takes RHM sequences: data.source = {cfg.data.source!r}, allowed is rhm"
+        )
 
 
 def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True) -> dict:
+    _sequences_only(cfg)
     return run_study(cfg, PRESETS[preset], out, progress)
 
 

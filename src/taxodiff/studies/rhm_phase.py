@@ -267,7 +267,18 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     return write_pages(out, bl, "taxodiff rhm-phase-transition report")
 
 
+def _sequences_only(cfg: RunConfig) -> None:
+    from taxodiff.data import get_source
+    from taxodiff.errors import TaxodiffError
+
+    if get_source(cfg.data.source).kind != "sequences":
+        raise TaxodiffError(
+            f"study rhm-phase-transition takes RHM sequences: data.source = {cfg.data.source!r}, allowed is rhm"
+        )
+
+
 def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, run_dir: Path | None = None) -> dict:
+    _sequences_only(cfg)
     return run_study(cfg, PRESETS[preset], out, run_dir, progress)
 
 

@@ -1,0 +1,135 @@
+"""The mode-collapse study's figures: metrics against guidance per rule, precision against recall, KL by
+training regime. Series names come from the roles the summary records (the registry's families)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taxodiff.metrics.modes import KL_MATCHED as KL_OK
+from taxodiff.studies.mode_collapse_report import Roles, find
+
+
+def _series(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    roles = Roles.of(summary)
+    knob = roles.knob
+    steps = summary["config"]["sample"]["steps"]
+    ref = [g for g in summary["groups"] if g["cell"] == "reference" and g["steps"] == steps]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for g in ref:
+        if g["model"] == roles.base:
+            label = f"{roles.base}, {g['method']}"
+            x = g["guidance"]
+        elif g["model"] != roles.hier:
+            continue
+        elif not knob or g.get(knob) == 0:
+            label, x = roles.main_series, g["guidance"]
+        else:
+            label, x = roles.knob_series, g[knob]
+        if knob and g["model"] == roles.hier and g["guidance"] == 0 and g.get(knob) == 0:
+            out.setdefault(roles.knob_series, []).append({**g, "x": 0.0})
+        if g["model"] == roles.base and g["guidance"] == 0 and g["method"] == "cfg":  # no guidance: interval = cfg
+            out.setdefault(f"{roles.base}, interval", []).append({**g, "x": 0.0})
+        out.setdefault(label, []).append({**g, "x": x})
+    return {k: sorted(out[k], key=lambda g: g["x"]) for k in roles.styles() if len(out.get(k, [])) > 1}
+
+
+def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
+    from taxodiff.report.figures import pyplot, save
+
+    plt = pyplot()
+    series = _series(summary)
+    panels = [("kl", "KL(p_data || p_model), nats"), ("coverage", "mode coverage"), ("entropy", "H(z1_hat | z2), nats")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (m, label) in zip(axes, panels, strict=True):
+        for name, gs in series.items():
+            x = [g["x"] for g in gs]
+            y = [g[m] for g in gs]
+            colour, ls = Roles.of(summary).styles()[name]
+            ax.plot(x, y, ls, color=colour, marker="o", label=name)
+            ci = [g.get(f"{m}_ci") for g in gs]
+            if all(c is not None for c in ci):
+                ax.fill_between(x, [c[0] for c in ci], [c[1] for c in ci], color=colour, alpha=0.12)
+        if m == "entropy":
+            ax.axhline(summary["groups"][0]["entropy_data"], color="0.5", lw=0.8, ls=":", label="data")
+        if m == "coverage":
+            ax.set_ylim(-0.02, 1.05)
+        ax.set_xlabel("guidance scale")
+        ax.set_title(label, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Reference cell: metrics against guidance ({summary['interval']} bands)", fontsize=11)
+    return save(fig, path)
+
+
+def precision_recall(summary: dict[str, Any], path: Path) -> Path:
+    from taxodiff.report.figures import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    for name, gs in _series(summary).items():
+        pts = [(g["recall"], g["precision"], g["x"]) for g in gs if "recall" in g]
+        if not pts:
+            continue
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            "--" if name.startswith(Roles.of(summary).hier) else "-",
+            marker="o",
+            label=name,
+            alpha=0.85,
+        )
+        for r, p, w in pts:
+            ax.annotate(f"{w:g}", (r, p), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("recall (share of real images inside the generated manifold)")
+    ax.set_ylabel("precision")
+    ax.set_xlim(right=1.01)
+    ax.set_ylim(top=1.01)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("Precision and recall against guidance (labels: scale)", fontsize=10)
+    return save(fig, path)
+
+
+def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
+    from taxodiff.report.figures import pyplot, save
+
+    plt = pyplot()
+    steps = summary["config"]["sample"]["steps"]
+    cells = [c["name"] for c in summary["cells"]]
+    w = summary["cell_scale"]
+    roles = Roles.of(summary)
+    bars = [
+        (roles.base, 0.0, "#9ecae1"),
+        (roles.base, w, "#3182bd"),
+        (roles.hier, 0.0, "#fdae6b"),
+        (roles.hier, w, "#e6550d"),
+    ]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(bars)
+    for i, (model, w, colour) in enumerate(bars):
+        vals, lo, hi = [], [], []
+        for c in cells:
+            knob = {roles.knob: 0.0 if model == roles.hier else None} if roles.knob else {}
+            g = find(summary["groups"], cell=c, model=model, method="cfg", guidance=w, steps=steps, **knob)
+            v = g["kl"] if g else np.nan
+            ci = (g or {}).get("kl_ci") or [v, v]
+            vals.append(v)
+            lo.append(max(0.0, v - ci[0]))
+            hi.append(max(0.0, ci[1] - v))
+        x = np.arange(len(cells)) + (i - (len(bars) - 1) / 2) * width
+        ax.bar(
+            x,
+            vals,
+            width,
+            yerr=[lo, hi],
+            capsize=2,
+            label=f"{model}, guidance {w:g}",
+            color=colour,
+        )
+    ax.axhline(KL_OK, color="0.4", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(cells)), [c.replace("_", " ") for c in cells])
+    ax.set_ylabel("KL(p_data || p_model), nats")
+    ax.legend(fontsize=7)
+    ax.set_title(f"Proportions by training regime (dotted: {KL_OK} nats)", fontsize=10)
+    return save(fig, path)
