@@ -144,6 +144,7 @@ def test_config_errors_are_one_line_exit_2_without_torch(tmp_path, text, needle)
         (["sample", "--run-dir", "x", "--sampler", "euler"], "allowed are ddpm, ddim, dpmsolver++"),
         (["train", "--set", "train.steps"], "is not KEY=VALUE"),
         (["train", "--set", "trian.steps=3"], "unknown config key 'trian'"),
+        (["train", "--model", "flat", "--set", "sample.prior_guidance=3"], "not a setting of the 'flat' model family"),
         (["demo", "--device", "tpu"], "invalid choice: 'tpu'"),
         (["train", "--config", "missing.yaml"], "does not exist"),
         (["sample", "--run-dir", "no/such/run"], "does not exist"),

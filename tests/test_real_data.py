@@ -114,7 +114,10 @@ def test_stated_probabilities_resample_the_training_set(tmp_path):
         ({"hierarchy": {"x": ["0", "7"]}}, "unknown class '7'; allowed classes: 0, 1, 2"),
         ({"hierarchy": {"x": ["0", "0"]}}, "lists '0' twice"),
         ({"hierarchy": {"x": ["0"], "y": ["0"]}}, "unique"),
-        ({"data.class_names": ["a", "b"]}, "data.class_names has 2 names"),
+        (
+            {"data.class_names": ["a", "b"]},
+            "data.class_names has 2 names: allowed is one distinct name for each label value 0..2",
+        ),
         ({"data.held_out": 1.0}, "data.held_out = 1.0 is invalid"),
     ],
 )
@@ -203,3 +206,20 @@ def test_digits_train_sample_evaluate_cli(tmp_path):
     assert (run_dir / "figures" / "samples_ddpm2_g0_pg0.png").stat().st_size > 1000
     p = run("data", "preview", "--config", DIGITS, "--out", tmp_path / "p.png", "--n", "4")
     assert p.returncode == 0 and (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_idx_class_names_follow_the_label_values(tmp_path):
+    """Names are given to label values 0, 1, 2...: a value the file lacks keeps its name and has no images."""
+    labels = np.array([0, 0, 2, 2, 2, 0], dtype=np.uint8)
+    write_idx(tmp_path / "lab", labels)
+    write_idx(tmp_path / "img", np.zeros((6, 4, 4), dtype=np.uint8))
+    base = {"data.source": "idx", "data.images": str(tmp_path / "img"), "data.labels": str(tmp_path / "lab")}
+    cfg = config.load(None, {**base, "data.class_names": ["cat", "dog", "cow"], "hierarchy": {"a": ["cat", "cow"]}})
+    src = get_source("idx")(cfg)
+    assert src.labels(cfg.data) == ("cat", "dog", "cow")
+    assert sorted(src.train_set().z1.tolist()) == [0, 0, 1, 1]  # cats (value 0) and cows (value 2), one held out each
+    with pytest.raises(TaxodiffError, match="class 'dog' of the hierarchy has no images"):
+        get_source("idx")(config.with_overrides(cfg, {"hierarchy": {"a": ["dog", "cow"]}})).train_set()
+    with pytest.raises(TaxodiffError, match="data.n_train = 99 is more than the 4 training images"):
+        get_source("idx")(config.with_overrides(cfg, {"data.n_train": 99})).train_set()
+    assert cfg.data.images == str((tmp_path / "img").resolve())  # recorded absolute: the run works from anywhere

@@ -161,3 +161,5 @@ def test_a_child_run_uses_its_frozen_parent(tmp_path):
     api.train(_cfg("toy-growing", **{"train.steps": 9}), tmp_path / "parent", progress=False)
     with pytest.raises(TaxodiffError, match="changed since this run was trained on it"):
         api.load(tmp_path / "child")
+    with pytest.raises(TaxodiffError, match="changed since this run was trained on it"):  # nor trains on it
+        api.train(_cfg("toy-child", parent=str(tmp_path / "parent"), **{"train.steps": 8}), tmp_path / "child")

@@ -93,11 +93,13 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bo
     tune_malloc()  # before the data are made
     run_dir = Path(run_dir)
     check_existing(cfg, run_dir, resume)
+    from taxodiff.train.distributed import resolve_device
+
     family = get_family(cfg.model)(cfg)
-    parent = load_parent(cfg) if cfg.parent else None
     latest = runs.latest_checkpoint(run_dir) if resume else None
-    structure = runs.read_json(latest / "state.json").get("structure") if latest else None
-    module = build(family, structure, parent)
+    previous = runs.read_json(latest / "state.json") if latest else {}
+    parent = load_parent(cfg, previous.get("parent"), resolve_device(cfg.device)) if cfg.parent else None
+    module = build(family, previous.get("structure"), parent)
     data = family.source.train_set()
     state: dict[str, Any] = {"config": config.to_dict(cfg), "family": cfg.model, "source": cfg.data.source}
     if parent is not None:
@@ -151,7 +153,7 @@ def load(run_dir: str | Path, device: Any = "cpu", cfg: RunConfig | None = None,
     cfg = cfg or stored
     tensors, _ = runs.load_checkpoint(ckpt, ("model", "ema"))
     family = get_family(cfg.model)(cfg)
-    parent = load_parent(cfg, state.get("parent")) if cfg.parent else None
+    parent = load_parent(cfg, state.get("parent"), device) if cfg.parent else None
     module = build(family, state.get("structure"), parent)
     weights = dict(tensors["model"])
     if ema:
@@ -165,8 +167,9 @@ def load(run_dir: str | Path, device: Any = "cpu", cfg: RunConfig | None = None,
     return Loaded(cfg, family, module.to(device).eval(), state)
 
 
-def load_parent(cfg: RunConfig, expected: dict[str, Any] | None = None) -> Parent:
-    """The parent run a config names, frozen; refused if it changed since the child was trained."""
+def load_parent(cfg: RunConfig, expected: dict[str, Any] | None = None, device: Any = "cpu") -> Parent:
+    """The parent run a config names, frozen, on ``device``; refused if it changed since the child (``expected``:
+    the child's record of it) was trained on it."""
     from taxodiff.families.base import Parent
 
     ckpt = runs.resolve_checkpoint(cfg.parent)  # type: ignore[arg-type]
@@ -176,7 +179,7 @@ def load_parent(cfg: RunConfig, expected: dict[str, Any] | None = None) -> Paren
             f"parent run {cfg.parent!r} changed since this run was trained on it (checkpoint step "
             f"{expected.get('step')} then): restore it or train this run again"
         )
-    loaded = load(cfg.parent)  # type: ignore[arg-type]
+    loaded = load(cfg.parent, device)  # type: ignore[arg-type]
     for p in loaded.module.parameters():
         p.requires_grad_(False)
     return Parent(Path(cfg.parent), loaded.step, digest, loaded.module, loaded.family)  # type: ignore[arg-type]
@@ -217,7 +220,7 @@ def _draw(run: Loaded, run_dir: Path, seed: int | None, progress: bool) -> tuple
     samples = fam.generate(run.module, run.cfg.sample, root, progress)
     samples["step"] = torch.tensor([run.step])  # which checkpoint drew them
     tag = sample_tag(fam, seed)
-    path = runs.save_samples(run_dir, tag, samples)
+    path = runs.save_samples(run_dir, tag, samples, _settings(run.cfg))
     fam.save_figures(run_dir, samples, tag)
     return path, samples
 
@@ -234,7 +237,8 @@ def evaluate(
     run = _open(run_dir, overrides, device)
     tag = sample_tag(run.family, seed)
     path = run_dir / "samples" / f"{tag}.safetensors"
-    samples = runs.load_samples(path) if path.exists() else None
+    same = path.exists() and runs.samples_settings(path) == _settings(run.cfg)
+    samples = runs.load_samples(path) if same else None
     fresh = samples is not None and "step" in samples and int(samples["step"][0]) == run.step
     if not fresh or run.family.sample_count(run.cfg.sample) != _count(samples):
         _, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
@@ -243,6 +247,15 @@ def evaluate(
     evals["evaluations"][tag] = result
     runs.write_json(run_dir / "eval.json", evals)
     return result
+
+
+def _settings(cfg: RunConfig) -> str:
+    """What decides the samples beyond the tag: every sampling setting but the batch size (samples do not
+    depend on it), as JSON."""
+    import json
+
+    kept = {k: v for k, v in config.to_dict(cfg.sample).items() if k != "batch_size"}
+    return json.dumps(kept, sort_keys=True)
 
 
 def _count(samples: dict[str, Any] | None) -> int:

@@ -157,13 +157,24 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 # -- samples -------------------------------------------------------------------------------------------------
-def save_samples(run_dir: Path, tag: str, samples: dict[str, Any]) -> Path:
-    """``samples/<tag>.safetensors``, atomically."""
+def save_samples(run_dir: Path, tag: str, samples: dict[str, Any], settings: str = "") -> Path:
+    """``samples/<tag>.safetensors``, atomically; ``settings`` (JSON of what drew them) in its metadata."""
     from safetensors.torch import save
 
     path = Path(run_dir) / "samples" / f"{tag}.safetensors"
-    atomic_write(path, save({k: v.contiguous() for k, v in samples.items()}))
+    atomic_write(path, save({k: v.contiguous() for k, v in samples.items()}, metadata={"settings": settings}))
     return path
+
+
+def samples_settings(path: Path) -> str | None:
+    """The settings recorded with saved samples (None if there are none or the file is unreadable)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("settings")
+    except (SafetensorError, OSError):
+        return None
 
 
 def load_samples(path: Path) -> dict[str, Any]:

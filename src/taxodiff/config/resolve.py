@@ -31,7 +31,17 @@ def load(
     raw: dict[str, Any] = {}
     if path is not None:
         raw = read_yaml(path)
-    return resolve(nest(raw, dict(overrides or {})), under)
+    cfg = resolve(nest(raw, dict(overrides or {})), under)
+    for key in overrides or {}:  # a file may hold a sibling family's keys; an explicit override may not
+        node: Any = cfg.aside
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            raise TaxodiffError(
+                f"{key} is not a setting of the {cfg.model!r} model family: see `taxodiff train --model {cfg.model} "
+                "--dry-run` for its keys"
+            )
+    return cfg
 
 
 def resolve(raw: Mapping[str, Any], under: Mapping[str, Any] | None = None) -> RunConfig:
@@ -52,7 +62,7 @@ def resolve(raw: Mapping[str, Any], under: Mapping[str, Any] | None = None) -> R
     if under:
         base, _ = overlay(base, _known(preset, to_dict(base)))
     cfg, aside = overlay(base, raw, "", _sibling_keys(family))
-    cfg = dataclasses.replace(cfg, aside=aside)
+    cfg = dataclasses.replace(cfg, aside=aside, data=source.normalise(cfg.data))
     if source.own_hierarchy and cfg.hierarchy is not None:
         raise TaxodiffError(f"hierarchy: data.source = {source.name!r} has its own class tree; remove the hierarchy")
     if cfg.hierarchy is None and not source.own_hierarchy:

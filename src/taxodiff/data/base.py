@@ -87,6 +87,11 @@ class DataSource:
         labels = cls.labels(section)
         return None if labels is None else {"all": list(labels)}
 
+    @classmethod
+    def normalise(cls, section: Any) -> Any:
+        """The section as the run records it (e.g. paths made absolute, so a run dir works from anywhere)."""
+        return section
+
     def check(self) -> None:
         """Cross-field checks beyond each field's own rule (raise TaxodiffError)."""
 

@@ -70,6 +70,13 @@ def check_image_sections(cfg: Any) -> None:
         raise TaxodiffError(
             f"diffusion betas {d.beta_start}..{d.beta_end} are invalid: allowed is 0 < beta_start < beta_end < 1"
         )
+    for key in ("steps", "prior_steps"):
+        steps = getattr(cfg.sample, key, None)
+        if steps is not None and steps > d.num_train_timesteps:
+            raise TaxodiffError(
+                f"sample.{key} = {steps} is invalid: allowed is at most diffusion.num_train_timesteps = "
+                f"{d.num_train_timesteps}"
+            )
 
 
 # -- building ---------------------------------------------------------------------------------------------

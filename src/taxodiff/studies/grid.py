@@ -4,7 +4,8 @@
 A job is a run directory with its config and a key that names it in the rows ({"cell": ..., "seed": ...,
 "model": ...}). Rows are appended as they are made; running the study again reuses every row whose job key,
 sampling tag and training steps match (so an interrupted study continues where it stopped, and a finished one
-only rewrites its report). Training resumes from the run's checkpoints.
+only rewrites its report); a job whose config changed (a digest of it is in every row) is run again, and its
+training refuses a run directory holding another config. Training resumes from the run's checkpoints.
 """
 
 from __future__ import annotations
@@ -39,8 +40,18 @@ def tag_of(cfg: RunConfig, setting: dict[str, Any]) -> str:
     return get_family(run_cfg.model)(run_cfg).sample_tag(run_cfg.sample)
 
 
-def _row_id(key: dict[str, Any], tag: str, steps: int) -> str:
-    return json.dumps({**key, "tag": tag, "train_steps": steps}, sort_keys=True, default=str)
+def config_digest(cfg: RunConfig) -> str:
+    """What identifies a job's training and sampling config in its rows (the device aside)."""
+    import hashlib
+
+    from taxodiff.config import to_dict
+
+    blob = json.dumps({k: v for k, v in to_dict(cfg).items() if k != "device"}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _row_id(key: dict[str, Any], tag: str, digest: str) -> str:
+    return json.dumps({**key, "tag": tag, "config_digest": digest}, sort_keys=True, default=str)
 
 
 def run_jobs(jobs: list[Job], out: Path, record: Record, progress: bool = True) -> list[dict[str, Any]]:
@@ -50,23 +61,23 @@ def run_jobs(jobs: list[Job], out: Path, record: Record, progress: bool = True) 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    done = (
-        {_row_id({k: r.get(k) for k in jobs[0].key}, r["tag"], r["train_steps"]): r for r in runs.read_jsonl(results)}
-        if jobs
-        else {}
-    )
+    names = list(jobs[0].key) if jobs else []
+    done = {
+        _row_id({k: r.get(k) for k in names}, r["tag"], r.get("config_digest", "")): r for r in runs.read_jsonl(results)
+    }
     rows: list[dict[str, Any]] = []
     for job in jobs:
         train: dict[str, Any] | None = None
         for setting in job.settings:
-            tag = tag_of(job.cfg, setting)
-            rid = _row_id(job.key, tag, job.cfg.train.steps)
+            tag, digest = tag_of(job.cfg, setting), config_digest(job.cfg)
+            rid = _row_id(job.key, tag, digest)
             if rid in done:
                 rows.append(done[rid])
                 continue
             train = train or api.train(job.cfg, job.run_dir, resume=True, progress=progress)
             ev = api.evaluate(job.run_dir, setting, device=job.cfg.device, progress=progress)
             row = {**job.key, "tag": tag, "train_steps": train["steps"], "run_dir": str(job.run_dir)}
+            row["config_digest"] = digest
             row |= record(job, setting, train, ev)
             runs.append_jsonl(results, row)
             done[rid] = row

@@ -57,11 +57,11 @@ def measure(family: Any, module: Any, x0: Any, t: int, noise: Any, denoiser: str
     g = family.grammar
     xt = family.noise_to(x0, t, noise)
     if denoiser == "bp":
-        tn = family.process.net_time(torch.full((len(x0),), t, dtype=torch.long))
+        tn = family.process.net_time(torch.full((len(x0),), t, dtype=torch.long, device=x0.device))
         out = family.exact_x0(xt, tn, noise)
     else:
         out = family.denoise(module, xt, t, noise, "model")
-    before, after = g.parse(x0), g.parse(out.cpu())
+    before, after = g.parse(x0.cpu()), g.parse(out.cpu())
     changed = [float((a != b).float().mean()) for a, b in zip(after.symbols, before.symbols, strict=True)]
     return {
         "class_kept": float((after.classes == before.classes).float().mean()),
@@ -85,7 +85,10 @@ def run_study(
     if run_dir is None:
         run_dir = out / "model"
         api.train(config.with_overrides(cfg, {"train.steps": preset.train_steps}), run_dir, progress=progress)
-    run = api.load(run_dir)
+    from taxodiff.train.distributed import resolve_device
+
+    seed = cfg.seed  # the study's seed picks its noise; the run brings its grammar and network
+    run = api.load(run_dir, resolve_device(cfg.device))
     fam, cfg = run.family, run.cfg
     _, test = fam.source.sequences()
     x0 = test[: preset.n_sequences]
@@ -94,17 +97,18 @@ def run_study(
         t = process_time(fam, f)
         for denoiser in ("bp", "model"):
             with torch.no_grad():
-                r = measure(fam, run.module, x0, t, Noise.from_seed(cfg.seed, "phase", denoiser, t), denoiser)
+                noise = Noise.from_seed(seed, "phase", denoiser, t)
+                r = measure(fam, run.module, x0.to(run.module.device), t, noise, denoiser)
             rows.append({"L": cfg.data.L, "fraction": f, "t": t, "denoiser": denoiser, **r})
     for depth in preset.depths:
         if depth == cfg.data.L:
             continue
         deep = config.with_overrides(cfg, {"data.L": depth, "net.depth": 0})
         bayes = type(fam)(deep)  # no network: belief propagation needs only the grammar
-        clean = bayes.grammar.sample(preset.n_sequences, seed=seeds.derive(cfg.seed, "phase-deep", depth), replace=True)
+        clean = bayes.grammar.sample(preset.n_sequences, seed=seeds.derive(seed, "phase-deep", depth), replace=True)
         for f in preset.fractions:
             t = process_time(bayes, f)
-            noise = Noise.from_seed(cfg.seed, "phase", "bp", depth, t)
+            noise = Noise.from_seed(seed, "phase", "bp", depth, t)
             rows.append(
                 {
                     "L": depth,

@@ -88,6 +88,9 @@ class Trainer:
             g["params"] = [p for p in g["params"] if p.requires_grad]
         opt = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay, foreach=True)
         self.base_lrs = [g["lr"] for g in opt.param_groups]
+        if self.stage_index >= 0:  # a later stage: drop the previous stage's wrapper and optimiser first
+            self.model, self.opt = self.raw, None
+            self.acc.free_memory()
         self.model, self.opt = self.acc.prepare(self.raw, opt)
         self.follow_ema()
         self.stage_index = k
@@ -120,7 +123,7 @@ class Trainer:
             extra = {
                 "optim": opt_meta,
                 "structure": self.family.structure(self.raw),
-                "stage": self.stages[self.stage_at(min(self.step, self.total - 1))].name,
+                "stage": self.stages[self.stage_index].name,  # the stage whose networks these are
             }
             path = runs.save_checkpoint(
                 self.run_dir, self.step, {"model": self.raw.state_dict(), "ema": ema, "optim": opt_t},

@@ -35,7 +35,7 @@ class IdxData(RealData):
     source: str = choice("idx", ("idx",))
     images: str = ""  # path of the images file (idx3, .gz or not)
     labels: str = ""  # path of the labels file (idx1, .gz or not)
-    class_names: tuple[str, ...] = ()  # name of label 0, 1, ... (default: the label values)
+    class_names: tuple[str, ...] = ()  # name of label value 0, 1, ... (default: the values themselves)
 
 
 def read_idx(path: str | Path, what: str = "idx file") -> np.ndarray:
@@ -45,7 +45,10 @@ def read_idx(path: str | Path, what: str = "idx file") -> np.ndarray:
     p = Path(path).expanduser()
     if not p.is_file():
         raise TaxodiffError(f"{what} {str(path)!r} does not exist")
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise TaxodiffError(f"{what} {str(path)!r} cannot be read ({e.strerror})") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -75,15 +78,16 @@ def _key(path: str) -> tuple[str, int, int]:
 
 
 @lru_cache(maxsize=4)
-def _labels(key: tuple[str, int, int]) -> tuple[np.ndarray, tuple[int, ...]]:
-    """(labels as indices into the sorted label values, those values) of a labels file."""
+def _labels(key: tuple[str, int, int]) -> np.ndarray:
+    """The label values of a labels file: (N,) integers >= 0 (a class is its value)."""
     import numpy as np
 
     y = read_idx(key[0], "data.labels")
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise TaxodiffError(f"data.labels {key[0]!r} holds an array of shape {y.shape}: allowed are (N,) integers")
-    values, index = np.unique(y, return_inverse=True)
-    return index.astype(np.int64), tuple(int(v) for v in values)
+    if len(y) and int(y.min()) < 0:
+        raise TaxodiffError(f"data.labels {key[0]!r} holds the label {int(y.min())}: allowed are values >= 0")
+    return y.astype(np.int64)
 
 
 @lru_cache(maxsize=2)
@@ -124,15 +128,22 @@ class IdxFiles(LabelledImages):
         for field in ("images", "labels"):
             if not getattr(section, field):
                 raise TaxodiffError(f"data.{field} is missing: give the path of an idx file of {field}")
-        _, values = _labels(_key(section.labels))
-        if section.class_names:
-            if len(section.class_names) < len(values) or len(set(section.class_names)) != len(section.class_names):
-                raise TaxodiffError(
-                    f"data.class_names has {len(section.class_names)} names: allowed is one distinct name for each "
-                    f"of the {len(values)} label values {', '.join(map(str, values))}"
-                )
-            return tuple(section.class_names[: len(values)])
-        return tuple(str(v) for v in values)
+        labels = _labels(_key(section.labels))
+        count = int(labels.max()) + 1 if len(labels) else 0
+        names = section.class_names
+        if names and (len(names) != count or len(set(names)) != len(names)):
+            raise TaxodiffError(
+                f"data.class_names has {len(names)} names: allowed is one distinct name for each label value "
+                f"0..{count - 1} of data.labels, {count} names"
+            )
+        return tuple(names) if names else tuple(str(v) for v in range(count))
+
+    @classmethod
+    def normalise(cls, section: Any) -> Any:
+        from dataclasses import replace
+
+        absolute = {f: str(Path(getattr(section, f)).expanduser().resolve()) for f in ("images", "labels")}
+        return replace(section, **{f: p for f, p in absolute.items() if getattr(section, f)})
 
     @classmethod
     def default_hierarchy(cls, section: Any) -> dict[str, Any]:
@@ -140,7 +151,7 @@ class IdxFiles(LabelledImages):
 
     def check(self) -> None:
         super().check()
-        labels, _ = _labels(_key(self.data.labels))
+        labels = _labels(_key(self.data.labels))
         images = _images(_key(self.data.images))
         if len(images) != len(labels):
             raise TaxodiffError(
@@ -148,8 +159,7 @@ class IdxFiles(LabelledImages):
             )
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        labels, _ = _labels(_key(self.data.labels))
-        return _images(_key(self.data.images)), labels
+        return _images(_key(self.data.images)), _labels(_key(self.data.labels))
 
     def identity(self) -> Any:
         return [list(_key(self.data.images)), list(_key(self.data.labels)), os.path.basename(self.data.images)]

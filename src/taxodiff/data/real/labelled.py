@@ -126,13 +126,22 @@ class LabelledImages(DataSource):
         import numpy as np
 
         rows = self.split.train[self._leaf_of(self.split.train) >= 0]
+        leaves = self._leaf_of(rows)
+        empty = [label for i, label in enumerate(self.hierarchy.leaf_labels) if not (leaves == i).any()]
+        if empty:
+            raise TaxodiffError(
+                f"class {empty[0]!r} of the hierarchy has no images in the training split: allowed are classes the "
+                "data holds"
+            )
         n = self.data.n_train or len(rows)
         rng = np.random.default_rng(seeds.derive(self.cfg.seed, "data") % 2**63)
         if not self._stated():
-            if n >= len(rows):
-                return rows
-            return np.sort(rng.choice(rows, size=n, replace=False))
-        leaves = self._leaf_of(rows)
+            if n > len(rows):
+                raise TaxodiffError(
+                    f"data.n_train = {n} is more than the {len(rows):,} training images of the tree's classes: "
+                    "allowed is at most that many (or state probabilities, and the training set is resampled)"
+                )
+            return rows if n == len(rows) else np.sort(rng.choice(rows, size=n, replace=False))
         want = np.round(np.array(self.hierarchy.leaf_probs()) * n).astype(int)
         out = [_draw(rows[leaves == i], k, rng) for i, k in enumerate(want) if k > 0]
         return np.concatenate(out)
@@ -212,8 +221,6 @@ def _draw(rows: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k of ``rows``: without replacement while they last, then with."""
     import numpy as np
 
-    if len(rows) == 0:
-        raise TaxodiffError("a class of the hierarchy has no training images")
     full, rest = divmod(k, len(rows))
     parts = [rng.permutation(rows) for _ in range(full)] + [rng.choice(rows, size=rest, replace=False)]
     return np.concatenate(parts)
