@@ -41,7 +41,7 @@ def stored_config(run_dir: str | Path) -> tuple[Path, RunConfig, dict[str, Any]]
     """(checkpoint directory, config, state) of a trained run, checked without importing torch."""
     ckpt = runs.resolve_checkpoint(run_dir)
     state = runs.read_json(ckpt / "state.json")
-    if not isinstance(state, dict) or state.get("format") != runs.FORMAT:
+    if state.get("format") != runs.FORMAT:
         raise TaxodiffError(f"{str(ckpt)!r} is not a taxodiff checkpoint")
     if not isinstance(state.get("config"), dict):
         raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff model")
@@ -71,7 +71,11 @@ def check_existing(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
     if not resume:
         raise TaxodiffError(f"run directory {str(run_dir)!r} already holds a run: pick another --run-dir or resume")
     try:
-        old = config.resolve(config.read_yaml(saved))
+        raw = config.read_yaml(saved)
+    except TaxodiffError as e:
+        raise TaxodiffError(f"run directory {str(run_dir)!r} has an unreadable config.yaml ({e})") from None
+    try:
+        old = config.resolve(raw)
     except TaxodiffError:
         old = None
     same = old is not None and replace(
@@ -234,6 +238,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a run's samples (reusing saved ones from its current checkpoint); merged into eval.json."""
     run_dir = Path(run_dir)
+    evals = _evaluations(run_dir)  # an unreadable eval.json is refused before any work
     run = _open(run_dir, overrides, device)
     tag = sample_tag(run.family, seed)
     path = run_dir / "samples" / f"{tag}.safetensors"
@@ -243,10 +248,17 @@ def evaluate(
     if not fresh or run.family.sample_count(run.cfg.sample) != _count(samples):
         _, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
     result = {"tag": tag, **run.family.evaluate(run.module, samples, progress)}
-    evals = runs.read_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else {"evaluations": {}}
     evals["evaluations"][tag] = result
     runs.write_json(run_dir / "eval.json", evals)
     return result
+
+
+def _evaluations(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "eval.json"
+    evals = runs.read_json(path) if path.exists() else {"evaluations": {}}
+    if not isinstance(evals.get("evaluations"), dict):
+        raise TaxodiffError(f"{str(path)!r} is not a taxodiff evaluation file (no 'evaluations' mapping)")
+    return evals
 
 
 def _settings(cfg: RunConfig) -> str:

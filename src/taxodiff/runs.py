@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,15 +52,20 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file's content, or one line saying why it cannot be read."""
+def read_json(path: str | Path, expect: type = dict) -> Any:
+    """A JSON file's content (of type ``expect``: a mapping unless said otherwise), or one line saying why it
+    cannot be read."""
     from taxodiff.config.loader import read_text
 
     p = Path(path)
     try:
-        return json.loads(read_text(p, "file"))
-    except json.JSONDecodeError as e:
-        raise TaxodiffError(f"{str(p)!r} is not valid JSON ({e.msg})") from None
+        data = json.loads(read_text(p, "file"))
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise TaxodiffError(f"{str(p)!r} is not valid JSON ({getattr(e, 'msg', 'nested too deeply')})") from None
+    if not isinstance(data, expect):
+        want = {dict: "a mapping", list: "a list"}.get(expect, expect.__name__)
+        raise TaxodiffError(f"{str(p)!r} holds JSON {type(data).__name__} where {want} is expected")
+    return data
 
 
 def append_jsonl(path: str | Path, obj: dict[str, Any]) -> None:
@@ -75,9 +81,12 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     if not p.exists():
         return []
     try:
-        return [json.loads(line) for line in read_text(p, "file").splitlines() if line.strip()]
-    except json.JSONDecodeError as e:
-        raise TaxodiffError(f"{str(p)!r} is not valid JSON lines ({e.msg})") from None
+        rows = [json.loads(line) for line in read_text(p, "file").splitlines() if line.strip()]
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise TaxodiffError(f"{str(p)!r} is not valid JSON lines ({getattr(e, 'msg', 'nested too deeply')})") from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise TaxodiffError(f"{str(p)!r} is not valid JSON lines of this kind: every line must be a mapping")
+    return rows
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------
@@ -114,11 +123,18 @@ def save_checkpoint(
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint ``checkpoints/latest`` names (None if there is no pointer); a pointer naming anything but
+    a checkpoint of this directory is refused."""
+    from taxodiff.config.loader import read_text
+
     pointer = run_dir / "checkpoints" / "latest"
     if not pointer.exists():
         return None
-    path = run_dir / "checkpoints" / pointer.read_text().strip()
-    return path if (path / "state.json").exists() else None
+    name = read_text(pointer, "file").strip()
+    path = run_dir / "checkpoints" / name
+    if not re.fullmatch(r"step-\d{6,}", name) or not (path / "state.json").is_file():
+        raise TaxodiffError(f"{str(pointer)!r} names {name[:60]!r}, which is not a checkpoint of this run")
+    return path
 
 
 def load_checkpoint(
@@ -129,7 +145,7 @@ def load_checkpoint(
     from safetensors.torch import load_file
 
     state = read_json(path / "state.json")
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if state.get("format") != FORMAT:
         raise TaxodiffError(f"{str(path)!r} is not a taxodiff checkpoint (format {state.get('format')!r})")
     tensors = {}
     for stem in stems:

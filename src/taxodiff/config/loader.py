@@ -49,11 +49,25 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise TaxodiffError(f"config file {str(path)!r}: {e}") from None
     except yaml.YAMLError as e:
         raise TaxodiffError(f"config file {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise TaxodiffError(f"config file {str(path)!r} is nested too deeply to be a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise TaxodiffError(f"config file {str(path)!r} must hold a mapping at the top level")
+    if _cyclic(data, ()):
+        raise TaxodiffError(f"config file {str(path)!r} holds an alias that contains itself (&anchor ... *anchor)")
     return data
+
+
+def _cyclic(node: Any, parents: tuple[int, ...]) -> bool:
+    """Whether a loaded YAML structure contains itself (a recursive alias)."""
+    if not isinstance(node, dict | list):
+        return False
+    if id(node) in parents:
+        return True
+    children = node.values() if isinstance(node, dict) else node
+    return any(_cyclic(c, (*parents, id(node))) for c in children)
 
 
 class _DuplicateKey(Exception):

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from taxodiff.data.base import DataSource
+from taxodiff.data.base import DataSource, ImageBatch
 from taxodiff.evaluate.classifier import domain_classifier, embed, predict
 from taxodiff.metrics.features import feature_metrics
 from taxodiff.metrics.memorisation import memorisation
 from taxodiff.metrics.modes import ModeSettings, mode_metrics
+from taxodiff.metrics.swd import swd
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -70,8 +71,24 @@ def sample_set_metrics(
         ref.z1.numpy(),
         source.cfg.eval.prdc_k,
     )
-    out["memorisation"] = memorisation(images, source.train_set().images, source.cfg.eval.memorisation_ratio)
+    train = source.train_set()
+    out["memorisation"] = memorisation(images, train.images, source.cfg.eval.memorisation_ratio)
+    out["pixels"] = pixel_quality(images, z2, ref, train)
     return out
+
+
+def pixel_quality(images: torch.Tensor, z2: np.ndarray, ref: ImageBatch, train: ImageBatch) -> dict[str, Any]:
+    """Patch sliced Wasserstein distance of the samples to the reference images, beside the data's own value:
+    as many training images of each category as there are samples, against the same reference."""
+    gen = torch.Generator().manual_seed(0)
+    picks = []
+    for c, n in enumerate(np.bincount(z2).tolist()):
+        rows = torch.nonzero(train.z2 == c).flatten()
+        picks.append(rows[torch.randperm(len(rows), generator=gen)[: min(n, len(rows))]])
+    data = train.images[torch.cat(picks)]
+    model, own = swd(images, ref.images), swd(data, ref.images)
+    return {"swd": model["swd"], "levels": model["levels"], "swd_data": own["swd"], "levels_data": own["levels"],
+            "sizes": model["sizes"], "n_images": model["n_images"]}  # fmt: skip
 
 
 def describe(r: dict[str, Any]) -> str:
@@ -88,4 +105,7 @@ def describe(r: dict[str, Any]) -> str:
         if f.get("precision") is not None:
             line += f"  precision {f['precision']:.3f}  recall {f['recall']:.3f}"
         line += f"  copies {r['features']['memorisation']['rate']:.3f}"
+        if "pixels" in r["features"]:
+            p = r["features"]["pixels"]
+            line += f"  pixel SWD {p['swd']:.1f} (data {p['swd_data']:.1f})"
     return line + f"  (classifier held-out accuracy {r['classifier']['accuracy']:.4f})"

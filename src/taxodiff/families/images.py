@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from taxodiff.data.base import DataSource
-    from taxodiff.nets.unet import UNet
     from taxodiff.noise import Noise
     from taxodiff.processes.gaussian import GaussianProcess
     from taxodiff.processes.guidance import CondNet, Guidance
@@ -27,10 +26,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ImageNet:
+    arch: str = choice("unet", ("unet", "diffusers"))  # taxodiff's U-Net, or diffusers' UNet2DModel (same widths)
     channels: tuple[int, ...] = (32, 64, 64)  # decoder U-Net widths, one per resolution
     blocks_per_level: int = positive(1)
     emb_dim: int = positive(128)
-    patch: int = positive(2)  # pixel-unshuffle factor of the U-Net's input (1 = none)
+    # pixel-unshuffle factor of the U-Net's input (1 = none). 2 trains 3x faster but predicts each 2x2 block
+    # from one feature vector: on the demo (600 steps) its samples were speckled, pixel SWD 77.6 against the
+    # data's 29.3; at 1 (the default) 41.5 (benchmarks/bench_networks.py, BENCHMARKS.md).
+    patch: int = positive(1)
+    head_width: int = nonneg(0)  # > 0: a full-resolution residual block of this width after a patched U-Net
     p_uncond: float = unit(0.1)  # condition dropout for classifier-free guidance
 
 
@@ -65,6 +69,11 @@ def check_image_sections(cfg: Any) -> None:
     ch = cfg.net.channels
     if not ch or any(c < 8 or c % 8 for c in ch):
         raise TaxodiffError(f"net.channels = {list(ch)} is invalid: allowed are one or more multiples of 8")
+    if cfg.net.arch == "diffusers" and (cfg.net.patch != 1 or cfg.net.head_width):
+        raise TaxodiffError(
+            f"net.patch = {cfg.net.patch} and net.head_width = {cfg.net.head_width} are taxodiff U-Net settings: "
+            "with net.arch diffusers allowed are patch 1 and head_width 0"
+        )
     d = cfg.diffusion
     if d.beta_start >= d.beta_end or d.beta_end >= 1:
         raise TaxodiffError(
@@ -80,11 +89,15 @@ def check_image_sections(cfg: Any) -> None:
 
 
 # -- building ---------------------------------------------------------------------------------------------
-def unet(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> UNet:
+def unet(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> torch.nn.Module:
+    """The image network the config names: taxodiff's U-Net or diffusers' UNet2DModel, same interface."""
     from taxodiff.nets.unet import UNet, UNetConfig
 
     n = cfg.net
-    return UNet(
+    network = UNet
+    if n.arch == "diffusers":
+        from taxodiff.nets.diffusers_unet import DiffusersUNet as network  # type: ignore[assignment]
+    return network(
         UNetConfig(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -93,6 +106,7 @@ def unet(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> UN
             cond_dim=cond_dim,
             emb_dim=n.emb_dim,
             patch=n.patch,
+            head_width=n.head_width,
         )
     )
 

@@ -10,6 +10,8 @@ import numpy as np
 
 from taxodiff import runs
 
+DPI = 110
+
 
 def pyplot():  # type: ignore[no-untyped-def]
     """matplotlib's pyplot on the Agg backend (no screen needed)."""
@@ -24,7 +26,7 @@ def pyplot():  # type: ignore[no-untyped-def]
 def save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
     """Write a figure as PNG, atomically, and close it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     pyplot().close(fig)
     runs.atomic_write(path, buf.getvalue())
     return path
@@ -56,7 +58,12 @@ def category_grid(
     """One panel per category with its first ``per_category`` samples. images: (N, C, H, W) uint8."""
     plt = pyplot()
     k = len(names)
-    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.2 * per_category / cols / cols + 0.6), squeeze=False)
+    h, w = images.shape[-2:]
+    scale = max(1, round(64 / w)) / DPI  # inches per image pixel: every image shown about 64 pixels wide
+    rows = -(-per_category // cols)
+    size = (k * (cols * (w + 1) * scale + 0.3), rows * (h + 1) * scale + 0.7)
+    fig, axes = plt.subplots(1, k, figsize=size, squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.65 / size[1], wspace=0.3 / size[0] * k)
     for c, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
         sel = np.nonzero(z2 == c)[0][:per_category]
         ax.imshow(mosaic(images[sel].transpose(0, 2, 3, 1), cols), interpolation="nearest")

@@ -16,6 +16,8 @@ from taxodiff.config import RunConfig
 from taxodiff.metrics.modes import KL_MATCHED as KL_OK
 from taxodiff.report.pages import write_pages
 
+MODE_KEYS = ("coverage", "kl", "entropy", "tv", "off_category")  # each with its bootstrap interval
+
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
     img = r["images"]
@@ -28,17 +30,9 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "sampler": r["sample"]["sampler"],
         "sampling_steps": r["sample"]["steps"],
         "n": o["n"],
-        "coverage": o["coverage"],
-        "coverage_ci": o["ci"]["coverage"],
-        "kl": o["kl"],
-        "kl_ci": o["ci"]["kl"],
-        "entropy": o["entropy"],
-        "entropy_ci": o["ci"]["entropy"],
         "entropy_data": o["entropy_data"],
-        "tv": o["tv"],
-        "tv_ci": o["ci"]["tv"],
-        "off_category": o["off_category"],
-        "off_category_ci": o["ci"]["off_category"],
+        **{k: o[k] for k in MODE_KEYS},
+        **{f"{k}_ci": o["ci"][k] for k in MODE_KEYS},
         "categories": {
             c: {k: v[k] for k in ("subtypes", "p_data", "proportions", "coverage", "kl", "off_category", "n")}
             for c, v in img["categories"].items()
@@ -48,6 +42,11 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "parameters": r["train"]["parameters"],
         "grid": f"{r['run_dir']}/figures/samples_{r['tag']}.png",
     }
+    if "features" in r:
+        f = r["features"]
+        row.update({k: f["overall"][k] for k in ("precision", "recall", "frechet")})
+        if "pixels" in f:
+            row["pixel_swd"], row["pixel_swd_data"] = f["pixels"]["swd"], f["pixels"]["swd_data"]
     if "fidelity" in r:
         row["fidelity"], row["fidelity_ci"] = r["fidelity"]["value"], r["fidelity"]["ci"]
         po = r["prior"]["overall"]
@@ -118,7 +117,8 @@ def findings(summary: dict[str, Any]) -> list[str]:
                 f"(interval above {KL_OK}), total variation {r['tv']:.3f}."
             )
         elif r["kl"] > KL_OK:
-            text = f"{head} generated every subtype; KL {_ci(r['kl'], r['kl_ci'])} nats (interval below {KL_OK} too)."
+            kl = _ci(r["kl"], r["kl_ci"])
+            text = f"{head} generated every subtype; KL {kl} nats (its interval reaches below {KL_OK})."
         else:
             text = (
                 f"{head} did not lose modes: every subtype generated, KL {_ci(r['kl'], r['kl_ci'])} nats, "
@@ -128,6 +128,11 @@ def findings(summary: dict[str, Any]) -> list[str]:
         if "fidelity" in r:
             fid = _ci(r["fidelity"], r["fidelity_ci"])
             text += f" Fidelity to the prior's z1 {fid}; the prior alone has KL {r['prior']['kl']:.4f}."
+        if "pixel_swd" in r:
+            text += (
+                f" Pixel quality (patch SWD, lower is better): {r['pixel_swd']:.1f} against the data's own "
+                f"{r['pixel_swd_data']:.1f} ({r['pixel_swd'] / r['pixel_swd_data']:.2f}x)."
+            )
         out.append(text)
     return out
 
@@ -144,6 +149,8 @@ def _fmt_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         "off-category",
         "fidelity",
         "prior KL",
+        "precision / recall",
+        "pixel SWD (data)",
         "run directory",
     ]
     body = []
@@ -159,6 +166,8 @@ def _fmt_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 _ci(r["off_category"], r["off_category_ci"]),
                 _ci(r["fidelity"], r["fidelity_ci"]) if "fidelity" in r else "n/a",
                 f"{r['prior']['kl']:.4f}" if "prior" in r else "n/a",
+                f"{r['precision']:.3f} / {r['recall']:.3f}" if r.get("precision") is not None else "n/a",
+                f"{r['pixel_swd']:.1f} ({r['pixel_swd_data']:.1f})" if "pixel_swd" in r else "n/a",
                 f"`{r['run_dir']}`",
             ]
         )

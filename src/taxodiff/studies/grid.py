@@ -63,8 +63,9 @@ def run_jobs(jobs: list[Job], out: Path, record: Record, progress: bool = True) 
     results = out / "results.jsonl"
     names = list(jobs[0].key) if jobs else []
     done = {
-        _row_id({k: r.get(k) for k in names}, r["tag"], r.get("config_digest", "")): r for r in runs.read_jsonl(results)
-    }
+        _row_id({k: r.get(k) for k in names}, str(r.get("tag")), r.get("config_digest", "")): r
+        for r in runs.read_jsonl(results)
+    }  # a row that is not this study's matches no job and is recomputed
     rows: list[dict[str, Any]] = []
     for job in jobs:
         train: dict[str, Any] | None = None

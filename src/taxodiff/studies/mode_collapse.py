@@ -98,11 +98,12 @@ class Preset:
         return out
 
 
-# ~20 minutes on 2 CPU cores: one seed, 16x16 images, a shorter schedule, 128 samples per category.
+# ~20 minutes on 2 CPU cores: one seed, 16x16 images, a shorter schedule, 128 samples per category, and the
+# U-Net on 2x2 pixel blocks (3x faster to train; grainier images, which the pixel metric reports).
 QUICK = Preset(
     name="quick",
     seeds=1,
-    base={"data.size": 16, "train.steps": 800, "sample.n_per_category": 128},
+    base={"data.size": 16, "train.steps": 800, "sample.n_per_category": 128, "net.patch": 2},
     scales=(0.0, 1.0, 3.0, 7.0),
     methods=("interval", "cads"),
     sampling_steps=(10, 50),
@@ -178,6 +179,9 @@ def record(job: Job, setting: dict[str, Any], train: dict[str, Any], ev: dict[st
         row["prdc_coverage"] = f["coverage"]
         row["within_subtype_ratio"] = f["within_subtype_ratio"]
         row["memorisation"] = ev["features"]["memorisation"]["rate"]
+        if "pixels" in ev["features"]:
+            row["pixel_swd"] = ev["features"]["pixels"]["swd"]
+            row["pixel_swd_data"] = ev["features"]["pixels"]["swd_data"]
     return row
 
 
