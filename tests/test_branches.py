@@ -45,3 +45,20 @@ def test_vp_schedule_and_bad_input() -> None:
     assert alpha_bar(np.array(1.0), s) == pytest.approx(np.exp(-(0.1 + 19.9 / 2)))
     with pytest.raises(ValueError, match="at least 2 classes"):
         discover([torch.zeros(5, 3)])
+
+
+def test_cli_writes_the_tree_and_the_figure(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from taxodiff.cli import main
+    from tests.conftest import TINY
+
+    out = tmp_path / "br"
+    args = ["branches", "--config", str(TINY), "--times", "40", "--per-class", "8", "--seeds", "2", "--out", str(out)]
+    assert main(args) == 0
+    r = json.loads((out / "tree.json").read_text())
+    assert len(r["tree"]["branches"]) == 2 * 4 - 1 and len(r["true_tree_recovered"]) == 2
+    assert sorted(r["tree"]["classes"]) == ["car", "cat", "dog", "truck"]
+    assert (out / "figures" / "branches.png").stat().st_size > 0
+    assert main(["branches", "--times", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--times 1 is invalid" in capsys.readouterr().err and not (tmp_path / "x").exists()

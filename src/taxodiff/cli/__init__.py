@@ -54,6 +54,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _train(args)
     if command in ("sample", "evaluate"):
         return _sample(args, command)
+    if command == "branches":
+        return _branches(args)
     if command == "demo":
         from taxodiff.studies.demo import run_demo
 
@@ -64,6 +66,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "study":
         return _study(args)
     raise AssertionError(command)
+
+
+def _branches(args: argparse.Namespace) -> int:
+    from taxodiff.branches.discovery import DiscoverySettings
+    from taxodiff.branches.report import run_discovery
+
+    if args.times < 2:
+        raise TaxodiffError(f"--times {args.times} is invalid: allowed is at least 2")
+    s = DiscoverySettings(times=args.times, draws=args.draws, smooth=args.smooth, eps=args.eps)
+    r = run_discovery(_config(args), args.out, s, args.per_class, args.seeds)
+    for m in r["tree"]["merges"]:
+        print(f"t = {m['t']:.3f}: {' '.join(m['a'])} + {' '.join(m['b'])}")
+    recovered = sum(r["true_tree_recovered"])
+    print(f"config's class tree recovered in {recovered} of {len(r['seeds'])} seeds; {args.out / 'tree.json'}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     _train(sub)
     _sample(sub)
 
+    br = sub.add_parser("branches", help="discover branch points: when classes merge under forward diffusion")
+    _common(br)
+    br.add_argument("--out", type=Path, default=Path("runs/branches"))
+    br.add_argument("--per-class", type=_positive, default=100, help="training images per class (default 100)")
+    br.add_argument("--times", type=_positive, default=1000, help="time grid points in [0, 1] (default 1000)")
+    br.add_argument("--draws", type=_positive, default=1, help="noise draws per time point (default 1)")
+    br.add_argument("--eps", type=_nonneg_float, default=0.005, help="crossing tolerance (default 0.005)")
+    br.add_argument("--smooth", type=_nonneg_float, default=3.0, help="smoothing, in grid steps (default 3)")
+    br.add_argument("--seeds", type=_positive, default=1, help="repeat over seeds; reports clade recurrence")
+
     demo = sub.add_parser("demo", help="train the compared families, sample, evaluate, write a report")
     _common(demo)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
