@@ -28,6 +28,9 @@ def test_discovery_recovers_the_tree_and_the_merge_order(seed: int) -> None:
     for child, parent in (((0,), (0, 1)), ((1,), (0, 1)), ((2,), (2, 3)), ((3,), (2, 3)), ((0, 1), (0, 1, 2, 3))):
         assert ends[child].t_end == ends[parent].t_start  # branches tile [0, 1] along every path
     assert ends[(0, 1, 2, 3)].t_end == 1.0 and ends[(0,)].t_start == 0.0
+    from taxodiff.branches.report import never_crossed
+
+    assert never_crossed(tree, list("abcd"), 0.005) == []  # every pair of the mixture crosses before t = 1
 
 
 def test_single_linkage_by_hand() -> None:
@@ -59,6 +62,7 @@ def test_cli_writes_the_tree_and_the_figure(tmp_path, capsys) -> None:  # type: 
     r = json.loads((out / "tree.json").read_text())
     assert len(r["tree"]["branches"]) == 2 * 4 - 1 and len(r["true_tree_recovered"]) == 2
     assert sorted(r["tree"]["classes"]) == ["car", "cat", "dog", "truck"]
+    assert isinstance(r["never_crossed"], list)
     assert (out / "figures" / "branches.png").stat().st_size > 0
     assert main(["branches", "--times", "1", "--out", str(tmp_path / "x")]) == 2
     assert "--times 1 is invalid" in capsys.readouterr().err and not (tmp_path / "x").exists()

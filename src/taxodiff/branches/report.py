@@ -56,6 +56,17 @@ def _leaves(node: Any) -> list[str]:
     return [node.name] if node.is_leaf else [x for c in node.children for x in _leaves(c)]
 
 
+def never_crossed(tree: BranchTree, names: list[str], eps: float) -> list[list[str]]:
+    """Pairs whose similarity never met the crossing rule on the grid (merged at t = 1 only by convention)."""
+    sim, c = tree.similarity, len(names)
+    return [
+        [names[i], names[j]]
+        for i in range(c)
+        for j in range(i + 1, c)
+        if not (sim[:, i, j] >= (sim[:, i, i] + sim[:, j, j]) / 2 - eps).any()
+    ]
+
+
 def tree_json(tree: BranchTree, names: list[str]) -> dict[str, Any]:
     return {
         "classes": names,
@@ -85,6 +96,7 @@ def run_discovery(
         "per_class": per_class,
         "seeds": [cfg.seed + k for k in range(n_seeds)],
         "tree": tree_json(trees[0], names),
+        "never_crossed": never_crossed(trees[0], names, settings.eps),
         "recurrence": [{"clade": list(c), "share": n / n_seeds} for c, n in counts.most_common()],
         "true_tree_recovered": [set(clades(t, names)) == set(truth) for t in trees],
     }

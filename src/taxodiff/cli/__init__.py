@@ -78,6 +78,9 @@ def _branches(args: argparse.Namespace) -> int:
     r = run_discovery(_config(args), args.out, s, args.per_class, args.seeds)
     for m in r["tree"]["merges"]:
         print(f"t = {m['t']:.3f}: {' '.join(m['a'])} + {' '.join(m['b'])}")
+    if r["never_crossed"]:
+        pairs = ", ".join("-".join(p) for p in r["never_crossed"])
+        print(f"never crossed on the grid (merged at t = 1 by convention): {pairs}")
     recovered = sum(r["true_tree_recovered"])
     print(f"config's class tree recovered in {recovered} of {len(r['seeds'])} seeds; {args.out / 'tree.json'}")
     return 0
