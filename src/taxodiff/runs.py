@@ -52,9 +52,8 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | Path, expect: type = dict) -> Any:
-    """A JSON file's content (of type ``expect``: a mapping unless said otherwise), or one line saying why it
-    cannot be read."""
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON file's mapping, or one line saying why it cannot be read."""
     from taxodiff.config.loader import read_text
 
     p = Path(path)
@@ -62,9 +61,8 @@ def read_json(path: str | Path, expect: type = dict) -> Any:
         data = json.loads(read_text(p, "file"))
     except (json.JSONDecodeError, RecursionError) as e:
         raise TaxodiffError(f"{str(p)!r} is not valid JSON ({getattr(e, 'msg', 'nested too deeply')})") from None
-    if not isinstance(data, expect):
-        want = {dict: "a mapping", list: "a list"}.get(expect, expect.__name__)
-        raise TaxodiffError(f"{str(p)!r} holds JSON {type(data).__name__} where {want} is expected")
+    if not isinstance(data, dict):
+        raise TaxodiffError(f"{str(p)!r} holds JSON {type(data).__name__} where a mapping is expected")
     return data
 
 

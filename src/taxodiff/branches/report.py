@@ -4,6 +4,7 @@ the class tree of the config is recovered, and a figure (crossing gaps against t
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +17,23 @@ from taxodiff.config import RunConfig
 from taxodiff.errors import TaxodiffError
 
 
-def class_samples(cfg: RunConfig, per_class: int, seed: int) -> tuple[list[torch.Tensor], list[str]]:
-    """Up to ``per_class`` training images of every leaf of the class tree (a seeded draw), and the leaf names."""
+def image_source(cfg: RunConfig) -> Any:
     from taxodiff.data import get_source
 
     source = get_source(cfg.data.source)(cfg)
     if source.kind != "images":
         raise TaxodiffError(f"branch discovery reads images; data.source = {source.name!r} holds {source.kind}")
-    train = source.train_set()
+    return source
+
+
+def class_samples(train: Any, num_leaves: int, per_class: int, seed: int) -> list[torch.Tensor]:
+    """Up to ``per_class`` training images of every leaf of the class tree, a draw seeded by ``seed``."""
     gen = torch.Generator().manual_seed(seeds.derive(seed, "branches"))
     out = []
-    for leaf in range(source.hierarchy.num_leaves):
+    for leaf in range(num_leaves):
         rows = torch.nonzero(train.z1 == leaf).flatten()
         out.append(train.images[rows[torch.randperm(len(rows), generator=gen)[:per_class]]])
-    return out, list(source.hierarchy.leaf_names)
+    return out
 
 
 def clades(tree: BranchTree, names: list[str]) -> list[tuple[str, ...]]:
@@ -37,19 +41,13 @@ def clades(tree: BranchTree, names: list[str]) -> list[tuple[str, ...]]:
     return [tuple(sorted(names[i] for i in a + b)) for a, b, _ in tree.merges]
 
 
-def true_clades(cfg: RunConfig) -> list[tuple[str, ...]]:
-    from taxodiff.data import get_source
-
-    h = get_source(cfg.data.source)(cfg).hierarchy
-
-    def walk(node: Any) -> list[tuple[str, ...]]:
-        if node.is_leaf:
-            return []
-        below = [walk(c) for c in node.children]
-        mine = tuple(sorted(leaf for c in node.children for leaf in _leaves(c)))
-        return [x for b in below for x in b] + ([mine] if len(node.children) > 1 else [])
-
-    return walk(h.root)
+def true_clades(root: Any) -> list[tuple[str, ...]]:
+    """The internal nodes (with more than one child) of a class tree, as sorted tuples of leaf names."""
+    if root.is_leaf:
+        return []
+    below = [x for c in root.children for x in true_clades(c)]
+    mine = tuple(sorted(leaf for c in root.children for leaf in _leaves(c)))
+    return below + ([mine] if len(root.children) > 1 else [])
 
 
 def _leaves(node: Any) -> list[str]:
@@ -83,14 +81,17 @@ def run_discovery(
 ) -> dict[str, Any]:
     """Discovery at seeds cfg.seed, +1, ...; writes tree.json (the first seed's tree and the recurrence) and
     figures/branches.png under ``out``."""
-    trees, names = [], []
+    source = image_source(cfg)
+    h, train = source.hierarchy, source.train_set()  # the training set is the same for every seed: load it once
+    names = list(h.leaf_names)
+    trees = []
     for k in range(n_seeds):
         s = cfg.seed + k
-        data, names = class_samples(cfg, per_class, s)
+        data = class_samples(train, h.num_leaves, per_class, s)
         noise_seed = seeds.derive(s, "branches", "noise") % 2**31
-        trees.append(discover(data, DiscoverySettings(**{**settings.__dict__, "seed": noise_seed})))
+        trees.append(discover(data, replace(settings, seed=noise_seed)))
     counts = Counter(c for t in trees for c in set(clades(t, names)))
-    truth = true_clades(cfg)
+    truth = true_clades(h.root)
     result = {
         "settings": settings.__dict__,
         "per_class": per_class,

@@ -87,8 +87,7 @@ def pixel_quality(images: torch.Tensor, z2: np.ndarray, ref: ImageBatch, train: 
         picks.append(rows[torch.randperm(len(rows), generator=gen)[: min(n, len(rows))]])
     data = train.images[torch.cat(picks)]
     model, own = swd(images, ref.images), swd(data, ref.images)
-    return {"swd": model["swd"], "levels": model["levels"], "swd_data": own["swd"], "levels_data": own["levels"],
-            "sizes": model["sizes"], "n_images": model["n_images"]}  # fmt: skip
+    return {**model, "swd_data": own["swd"], "levels_data": own["levels"]}
 
 
 def describe(r: dict[str, Any]) -> str:

@@ -34,7 +34,6 @@ class ImageNet:
     # from one feature vector: on the demo (600 steps) its samples were speckled, pixel SWD 77.6 against the
     # data's 29.3; at 1 (the default) 41.5 (benchmarks/bench_networks.py, BENCHMARKS.md).
     patch: int = positive(1)
-    head_width: int = nonneg(0)  # > 0: a full-resolution residual block of this width after a patched U-Net
     p_uncond: float = unit(0.1)  # condition dropout for classifier-free guidance
 
 
@@ -69,10 +68,9 @@ def check_image_sections(cfg: Any) -> None:
     ch = cfg.net.channels
     if not ch or any(c < 8 or c % 8 for c in ch):
         raise TaxodiffError(f"net.channels = {list(ch)} is invalid: allowed are one or more multiples of 8")
-    if cfg.net.arch == "diffusers" and (cfg.net.patch != 1 or cfg.net.head_width):
+    if cfg.net.arch == "diffusers" and cfg.net.patch != 1:
         raise TaxodiffError(
-            f"net.patch = {cfg.net.patch} and net.head_width = {cfg.net.head_width} are taxodiff U-Net settings: "
-            "with net.arch diffusers allowed are patch 1 and head_width 0"
+            f"net.patch = {cfg.net.patch} is a taxodiff U-Net setting: with net.arch diffusers allowed is patch 1"
         )
     d = cfg.diffusion
     if d.beta_start >= d.beta_end or d.beta_end >= 1:
@@ -106,7 +104,6 @@ def unet(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> to
             cond_dim=cond_dim,
             emb_dim=n.emb_dim,
             patch=n.patch,
-            head_width=n.head_width,
         )
     )
 

@@ -32,8 +32,6 @@ class UNetConfig:
     emb_dim: int = 128  # size of the time + condition embedding
     groups: int = 8  # GroupNorm groups
     patch: int = 2  # pixel-unshuffle factor at the input (1 = none); 2 runs the U-Net at half resolution
-    head_width: int = 0  # > 0 (with patch > 1): a residual block of this width at full resolution, on the
-    # pixel-shuffled features and the input, so neighbouring pixels are not predicted from one feature vector
 
 
 class ResBlock(nn.Module):
@@ -93,12 +91,9 @@ class UNet(nn.Module):
             self.up.append(blocks)
             self.upsample.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
         self.out_norm = nn.GroupNorm(min(g, c), c)
-        hw = cfg.head_width if cfg.patch > 1 else 0
-        self.out = nn.Conv2d(c, (hw or out_channels) * cfg.patch**2, 3, padding=1)
-        self.head = FullResHead(hw + cfg.in_channels, hw, out_channels, e, g) if hw else None
-        last = self.head.out if self.head is not None else self.out
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        self.out = nn.Conv2d(c, out_channels * cfg.patch**2, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor, drop: Tensor | None = None) -> Tensor:
         emb = self.embed(t, cond, drop)  # (B, E)
@@ -124,20 +119,4 @@ class UNet(nn.Module):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
         out = self.out(F.silu(self.out_norm(h)))
         out = F.pixel_shuffle(out, p) if p > 1 else out
-        if self.head is not None:
-            out = self.head(torch.cat([out, x], dim=1), emb)
         return out[..., :height, :width]
-
-
-class FullResHead(nn.Module):
-    """A residual block and an output convolution at full resolution, after the patched U-Net."""
-
-    def __init__(self, c_in: int, width: int, c_out: int, emb_dim: int, groups: int) -> None:
-        super().__init__()
-        self.inp = nn.Conv2d(c_in, width, 3, padding=1)
-        self.block = ResBlock(width, width, emb_dim, groups)
-        self.norm = nn.GroupNorm(min(groups, width), width)
-        self.out = nn.Conv2d(width, c_out, 3, padding=1)
-
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        return self.out(F.silu(self.norm(self.block(self.inp(x), emb))))
