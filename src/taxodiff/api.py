@@ -104,7 +104,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bo
     previous = runs.read_json(latest / "state.json") if latest else {}
     parent = load_parent(cfg, previous.get("parent"), resolve_device(cfg.device)) if cfg.parent else None
     module = build(family, previous.get("structure"), parent)
-    data = family.source.train_set()
+    data = family.train_set()
     state: dict[str, Any] = {"config": config.to_dict(cfg), "family": cfg.model, "source": cfg.data.source}
     if parent is not None:
         state["parent"] = {"run_dir": str(parent.run_dir), "step": parent.step, "digest": parent.digest}
@@ -305,3 +305,35 @@ def preview(cfg: RunConfig, out: str | Path, n: int = 32) -> Path:
         images, batch.z2.numpy(), h.category_names, Path(out), f"training data ({height}x{width})",
         per_category=n, labels=labels,
     )  # fmt: skip
+
+
+# -- continual learning -------------------------------------------------------------------------------------
+def add_class_config(parent: str | Path, label: str, under: str, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A trained run's config with class ``label`` added to category ``under`` of its class tree and ``parent``
+    naming the run: what :func:`train` needs to extend it (families that extend a parent: branched, labelled)."""
+    from taxodiff.families import get_family
+
+    _, cfg, _ = stored_config(parent)
+    if not get_family(cfg.model).extends_parent:
+        raise TaxodiffError(
+            f"adding a class extends a branched or labelled run: {str(parent)!r} is a {cfg.model!r} run"
+        )
+    spec = config.to_dict(cfg).get("hierarchy")
+    if not spec:
+        raise TaxodiffError(
+            f"run {str(parent)!r} uses its source's own class tree: write the tree with the new class into a config "
+            f"and train it with --set parent={parent}"
+        )
+    if under not in spec:
+        raise TaxodiffError(f"category {under!r} is not in the class tree: allowed are {', '.join(spec)}")
+    if not isinstance(spec[under], list):
+        raise TaxodiffError(
+            f"category {under!r} is not a list of classes: write the tree with the new class into a config and "
+            f"train it with --set parent={parent}"
+        )
+    leaves = [x for v in spec.values() if isinstance(v, list) for x in v]
+    if label in leaves:
+        raise TaxodiffError(f"class {label!r} is already in the class tree of {str(parent)!r}")
+    raw = config.to_dict(cfg) | {"hierarchy": {**spec, under: [*spec[under], label]}, "parent": str(parent)}
+    child = config.resolve(raw)
+    return config.with_overrides(child, overrides) if overrides else child

@@ -27,6 +27,9 @@ class DiscoverySettings:
     beta_min: float = 0.1
     beta_max: float = 20.0
     seed: int = 0
+    # branches shorter than this (in units of the whole time span) are removed: an internal one is merged into
+    # the branch above it (its children then branch off together), a leaf merge earlier than it is moved to it
+    min_length: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -49,16 +52,20 @@ def alpha_bar(t: np.ndarray, s: DiscoverySettings) -> np.ndarray:
     return np.exp(-(s.beta_min * t + (s.beta_max - s.beta_min) * t**2 / 2))
 
 
-def similarity_curves(data: list[torch.Tensor], s: DiscoverySettings) -> tuple[np.ndarray, np.ndarray]:
-    """(times, sim (T, C, C)) for per-class sample sets of equal size n (rows are flattened samples)."""
+def similarity_curves(
+    data: list[torch.Tensor], s: DiscoverySettings, abar: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, sim (T, C, C)) for per-class sample sets of equal size n (rows are flattened samples).
+    ``abar``: the signal level on an even grid of [0, 1] of another noise schedule (default: the VP SDE's on
+    ``s.times`` points)."""
     n = min(len(x) for x in data)
     x0 = torch.stack([x[:n].reshape(n, -1).double() for x in data])  # (C, n, D)
     c = len(data)
-    times = np.linspace(0.0, 1.0, s.times)
+    times = np.linspace(0.0, 1.0, s.times if abar is None else len(abar))
+    levels = alpha_bar(times, s) if abar is None else np.asarray(abar, dtype=np.float64)
     gen = torch.Generator().manual_seed(s.seed)
-    sim = np.zeros((s.times, c, c))
-    for k, t in enumerate(times):
-        a = float(alpha_bar(np.array(t), s))
+    sim = np.zeros((len(times), c, c))
+    for k, a in enumerate(levels.tolist()):
         for _ in range(s.draws):
             xt = a**0.5 * x0 + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
             u = xt / xt.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -116,12 +123,42 @@ def single_linkage(crossing: np.ndarray) -> tuple[list[tuple[tuple[int, ...], tu
     return merges, branches
 
 
-def discover(data: list[torch.Tensor], settings: DiscoverySettings | None = None) -> BranchTree:
-    """The branched tree of per-class sample sets (each (n, ...) tensor; the first n of each are used)."""
+def min_length(branches: list[Branch], m: float) -> list[Branch]:
+    """The tree without branches shorter than ``m`` (0 <= m < 0.5): every branch point is moved into [m, 1 - m];
+    then, from the root down, an internal branch shorter than ``m`` is removed and its children branch off
+    where it ended (a node with more than two children). Leaves keep their order; no branch gets shorter."""
+    if m <= 0:
+        return list(branches)
+    top = max(branches, key=lambda b: len(b.classes))
+    nodes = {b.classes: min(max(b.t_start, m), 1 - m) if b.t_start > 0 else 0.0 for b in branches}
+    parent = {b.classes: _parent(b, branches) for b in branches if b is not top}
+    for node in sorted(parent, key=lambda k: -nodes[k]):  # from the root down
+        up = parent[node]
+        if nodes[node] > 0 and nodes[up] - nodes[node] < m:
+            for child in [k for k, p in parent.items() if p == node]:
+                parent[child] = up
+            del parent[node]
+    kept = [top.classes, *parent]
+    return [Branch(k, nodes[k], 1.0 if k == top.classes else nodes[parent[k]]) for k in kept]
+
+
+def _parent(b: Branch, branches: list[Branch]) -> tuple[int, ...]:
+    """The classes of the smallest branch that holds ``b``'s classes and starts where ``b`` ends."""
+    above = [a for a in branches if set(b.classes) < set(a.classes)]
+    return min(above, key=lambda a: len(a.classes)).classes
+
+
+def discover(
+    data: list[torch.Tensor], settings: DiscoverySettings | None = None, abar: np.ndarray | None = None
+) -> BranchTree:
+    """The branched tree of per-class sample sets (each (n, ...) tensor; the first n of each are used), on the
+    VP SDE's time or, given ``abar``, on another schedule's (see :func:`similarity_curves`)."""
     s = settings or DiscoverySettings()
     if len(data) < 2 or min(len(x) for x in data) < 2:
         raise ValueError("branch discovery needs at least 2 classes of at least 2 samples each")
-    times, sim = similarity_curves(data, s)
+    if not 0 <= s.min_length < 0.5:
+        raise ValueError(f"min_length = {s.min_length} is invalid: allowed is 0 <= min_length < 0.5")
+    times, sim = similarity_curves(data, s, abar)
     crossing = crossing_times(times, sim, s.eps)
     merges, branches = single_linkage(crossing)
-    return BranchTree(merges, branches, crossing, sim, times)
+    return BranchTree(merges, min_length(branches, s.min_length), crossing, sim, times)

@@ -89,6 +89,29 @@ def _sample(sub: argparse._SubParsersAction, model: str | None = None) -> None:
         _key_flags(sp, "sample", None if model is None else _only(model, sample=True))
 
 
+def _continual(sub: argparse._SubParsersAction) -> None:
+    """``add-class`` (extend a branched or labelled run by one class) and ``transmute`` (a branched run)."""
+    ac = sub.add_parser("add-class", help="continual learning: extend a branched or labelled run by one class")
+    _common(ac, config=False)
+    ac.add_argument("--parent", type=Path, required=True, help="the trained run to extend")
+    ac.add_argument("--class", dest="label", required=True, help="the new class (a label of the data source)")
+    ac.add_argument("--under", required=True, help="the category of the class tree it joins")
+    ac.add_argument("--run-dir", type=Path, required=True, help="the new run")
+    ac.add_argument("--train-steps", type=value_type("train.steps"), help="steps (default: the parent's)")
+    ac.add_argument(
+        "--set", dest="sets", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+        help="set a config key of the new run, e.g. --set train.continual_data=all (labelled)",
+    )  # fmt: skip
+    tm = sub.add_parser("transmute", help="turn training images of class A into class B down a branched run's tree")
+    _common(tm, config=False)
+    tm.add_argument("--run-dir", type=Path, required=True)
+    tm.add_argument("--from", dest="source_class", help="class A (default: every ordered pair)")
+    tm.add_argument("--to", dest="target_class", help="class B (with --from)")
+    tm.add_argument("--n", type=_positive, default=16, help="images per pair (default 16)")
+    tm.add_argument("--scale", type=_nonneg_float, default=1.0, help="multiplies each pair's branch time (default 1)")
+    tm.add_argument("--out", type=Path, help="default: <run-dir>/transmute")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from taxodiff.families import FAMILIES
     from taxodiff.studies import STUDIES
@@ -116,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--eps", type=_nonneg_float, default=0.005, help="crossing tolerance (default 0.005)")
     br.add_argument("--smooth", type=_nonneg_float, default=3.0, help="smoothing, in grid steps (default 3)")
     br.add_argument("--seeds", type=_positive, default=1, help="repeat over seeds; reports clade recurrence")
+    br.add_argument(
+        "--min-length", type=_nonneg_float, default=0.0,
+        help="shortest branch, in units of time: shorter internal branches merge into the one above (default 0)",
+    )  # fmt: skip
+
+    _continual(sub)
 
     demo = sub.add_parser("demo", help="train the compared families, sample, evaluate, write a report")
     _common(demo)
@@ -143,4 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
             asub = alias.add_subparsers(dest="alias_command", required=True, parser_class=Parser)
             _train(asub, fam.name)
             _sample(asub, fam.name)
+            if fam.extends_parent:
+                _continual(asub)
     return ap

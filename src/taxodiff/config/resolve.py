@@ -100,7 +100,7 @@ def check(cfg: RunConfig) -> None:
     family = get_family(cfg.model)
     if family.uses_parent and not cfg.parent:
         raise TaxodiffError(f"parent is missing: the {family.name!r} family builds on a trained run; name its run dir")
-    if cfg.parent and not family.uses_parent:
+    if cfg.parent and not (family.uses_parent or family.extends_parent):
         raise TaxodiffError(f"parent = {cfg.parent!r} is invalid: the {family.name!r} family builds on no parent run")
     source(cfg).check()
     family.check(cfg)

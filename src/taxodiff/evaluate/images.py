@@ -31,6 +31,9 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+CLASS_REFERENCE = 1000  # held-out images per category behind the per-class Fréchet distances
+
+
 def settings(source: DataSource, seed: int = 0) -> ModeSettings:
     e = source.cfg.eval
     return ModeSettings(e.coverage_rel, e.kl_smoothing, e.bootstrap, seed)
@@ -50,31 +53,53 @@ def score(
         "images": mode_metrics(h, z2, pred, settings(source)),
         "predicted": np.bincount(pred, minlength=h.num_leaves).tolist(),
     }
+    asked = samples["leaf"].numpy() if "leaf" in samples else None
+    if asked is not None:
+        out["classes"] = {"accuracy": float((pred == asked).mean())}
     if source.cfg.eval.features:
-        out["features"] = sample_set_metrics(source, z2, images, pred, classifier)
+        out["features"] = sample_set_metrics(source, z2, images, pred, classifier, asked)
     return out, pred
 
 
 def sample_set_metrics(
-    source: DataSource, z2: np.ndarray, images: torch.Tensor, pred: np.ndarray, net: Any
+    source: DataSource,
+    z2: np.ndarray,
+    images: torch.Tensor,
+    pred: np.ndarray,
+    net: Any,
+    asked: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Feature-space metrics against held-out ground truth, and memorisation of the run's training images."""
+    """Feature-space metrics against held-out ground truth, and memorisation of the run's training images;
+    given the class ``asked`` of every sample, per class: the share the classifier puts there and the Fréchet
+    distance to the held-out images of that class."""
     h = source.hierarchy
     ref = source.reference(np.bincount(z2, minlength=h.num_categories).tolist())
-    out = feature_metrics(
-        h,
-        embed(net, images).numpy(),
-        z2,
-        pred,
-        embed(net, ref.images).numpy(),
-        ref.z2.numpy(),
-        ref.z1.numpy(),
-        source.cfg.eval.prdc_k,
-    )
+    fake, real = embed(net, images).numpy(), embed(net, ref.images).numpy()
+    out = feature_metrics(h, fake, z2, pred, real, ref.z2.numpy(), ref.z1.numpy(), source.cfg.eval.prdc_k)
+    if asked is not None:
+        # a reference that does not depend on what was asked: up to CLASS_REFERENCE held-out images per category
+        own = source.reference([CLASS_REFERENCE] * h.num_categories)
+        out["classes"] = per_class(h.leaf_names, asked, pred, fake, embed(net, own.images).numpy(), own.z1.numpy())
     train = source.train_set()
     out["memorisation"] = memorisation(images, train.images, source.cfg.eval.memorisation_ratio)
     out["pixels"] = pixel_quality(images, z2, ref, train)
     return out
+
+
+def per_class(
+    names: list[str], asked: np.ndarray, pred: np.ndarray, fake: np.ndarray, real: np.ndarray, real_leaf: np.ndarray
+) -> dict[str, Any]:
+    """For every asked class: samples, classifier accuracy, Fréchet distance to that class's held-out features
+    (None under 2 images on a side); and the mean of the distances."""
+    from taxodiff.metrics.frechet import frechet_distance
+
+    rows: dict[str, Any] = {}
+    for leaf in np.unique(asked).tolist():
+        mine, ref = asked == leaf, real_leaf == leaf
+        fd = frechet_distance(real[ref], fake[mine]) if min(mine.sum(), ref.sum()) >= 2 else None
+        rows[names[leaf]] = {"n": int(mine.sum()), "accuracy": float((pred[mine] == leaf).mean()), "frechet": fd}
+    fds = [r["frechet"] for r in rows.values() if r["frechet"] is not None]
+    return {"per_class": rows, "frechet_mean": float(np.mean(fds)) if fds else None}
 
 
 def pixel_quality(images: torch.Tensor, z2: np.ndarray, ref: ImageBatch, train: ImageBatch) -> dict[str, Any]:
@@ -97,6 +122,8 @@ def describe(r: dict[str, Any]) -> str:
         f"{r['model']} {r['tag']}: coverage {o['coverage']:.2f}  KL {o['kl']:.4f}  entropy {o['entropy']:.3f} "
         f"(data {o['entropy_data']:.3f})  TV {o['tv']:.3f}  off-category {o['off_category']:.3f}"
     )
+    if "classes" in r:
+        line += f"  class accuracy {r['classes']['accuracy']:.3f}"
     if "fidelity" in r:
         line += f"  fidelity {r['fidelity']['value']:.3f}  prior KL {r['prior']['overall']['kl']:.4f}"
     if "features" in r:
@@ -104,6 +131,8 @@ def describe(r: dict[str, Any]) -> str:
         if f.get("precision") is not None:
             line += f"  precision {f['precision']:.3f}  recall {f['recall']:.3f}"
         line += f"  copies {r['features']['memorisation']['rate']:.3f}"
+        if r["features"].get("classes", {}).get("frechet_mean") is not None:
+            line += f"  class FD {r['features']['classes']['frechet_mean']:.2f}"
         if "pixels" in r["features"]:
             p = r["features"]["pixels"]
             line += f"  pixel SWD {p['swd']:.1f} (data {p['swd_data']:.1f})"

@@ -22,6 +22,8 @@ FAMILIES: Registry[type[Family]] = Registry(
         "hierarchical": "taxodiff.families.two_stage:TwoStage",
         "flat": "taxodiff.families.flat:Flat",
         "rhm": "taxodiff.families.rhm:RHMDiffusion",
+        "branched": "taxodiff.families.branched:Branched",
+        "labelled": "taxodiff.families.labelled:Labelled",
     },
 )
 

@@ -64,6 +64,7 @@ class Family:
     compare: ClassVar[bool] = True  # takes part in the demo and the comparative studies
     guidance_knobs: ClassVar[dict[str, str]] = {}  # sample key of each guidance scale -> what it guides
     uses_parent: ClassVar[bool] = False  # needs ``parent:``, a trained run it builds on
+    extends_parent: ClassVar[bool] = False  # may take ``parent:``: a trained run of its own family it extends
     flags: ClassVar[dict[str, tuple[str, str]]] = {}  # CLI flags setting its keys: flag -> (dotted key, help)
     cli_alias: ClassVar[bool] = False  # ``taxodiff <name> train|sample|evaluate`` as an alias of the verbs
 
@@ -88,6 +89,10 @@ class Family:
     def structure(self, module: FamilyModule) -> dict[str, Any] | None:
         """JSON from which ``build`` makes the same networks (None: the config alone defines them)."""
         return None
+
+    def train_set(self) -> Any:
+        """What the trainer reads (default: the source's training set)."""
+        return self.source.train_set()
 
     def stages(self) -> list[Stage]:
         return [Stage("train", self.cfg.train.steps)]

@@ -87,8 +87,16 @@ def check_image_sections(cfg: Any) -> None:
 
 
 # -- building ---------------------------------------------------------------------------------------------
-def unet(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> torch.nn.Module:
-    """The image network the config names: taxodiff's U-Net or diffusers' UNet2DModel, same interface."""
+def unet(
+    cfg: Any,
+    in_channels: int,
+    cond_dim: int,
+    out_channels: int = 0,
+    channels: tuple[int, ...] | None = None,
+    emb_dim: int | None = None,
+) -> torch.nn.Module:
+    """The image network the config names: taxodiff's U-Net or diffusers' UNet2DModel, same interface
+    (``channels``, ``emb_dim``: other widths than the config's)."""
     from taxodiff.nets.unet import UNet, UNetConfig
 
     n = cfg.net
@@ -99,10 +107,10 @@ def unet(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> to
         UNetConfig(
             in_channels=in_channels,
             out_channels=out_channels,
-            channels=n.channels,
+            channels=channels or n.channels,
             blocks_per_level=n.blocks_per_level,
             cond_dim=cond_dim,
-            emb_dim=n.emb_dim,
+            emb_dim=emb_dim or n.emb_dim,
             patch=n.patch,
         )
     )

@@ -63,7 +63,6 @@ class UNet(nn.Module):
         ch, e, g = cfg.channels, cfg.emb_dim, cfg.groups
         self.embed = CondEmbedding(cfg.cond_dim, e)
         self.multiple = cfg.patch * 2 ** (len(ch) - 1)
-        out_channels = cfg.out_channels or cfg.in_channels
         self.stem = nn.Conv2d(cfg.in_channels * cfg.patch**2, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -81,21 +80,16 @@ class UNet(nn.Module):
             if not last:
                 skips.append(c)
         self.mid = ResBlock(c, c, e, g)
-        self.up = nn.ModuleList()
-        self.upsample = nn.ModuleList()
-        for i, width in reversed(list(enumerate(ch))):
-            blocks = nn.ModuleList()
-            for _ in range(cfg.blocks_per_level + 1):
-                blocks.append(ResBlock(c + skips.pop(), width, e, g))
-                c = width
-            self.up.append(blocks)
-            self.upsample.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
-        self.out_norm = nn.GroupNorm(min(g, c), c)
-        self.out = nn.Conv2d(c, out_channels * cfg.patch**2, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.skip_widths, self.mid_width = tuple(skips), c
+        for name, part in decoder_parts(cfg, list(skips), c, range(len(ch))).items():
+            self.add_module(name, part)
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor, drop: Tensor | None = None) -> Tensor:
+        f = self.encode(x, t, cond, drop)
+        return self.finish(self.decode(f, self.up, self.upsample), self)
+
+    def encode(self, x: Tensor, t: Tensor, cond: Tensor, drop: Tensor | None = None) -> Features:
+        """The way down and the middle block: what every up level reads."""
         emb = self.embed(t, cond, drop)  # (B, E)
         p = self.cfg.patch
         height, width = x.shape[-2:]
@@ -111,12 +105,59 @@ class UNet(nn.Module):
             if not isinstance(down, nn.Identity):
                 h = down(h)
                 hs.append(h)
-        h = self.mid(h, emb)
-        for blocks, up in zip(self.up, self.upsample, strict=True):
+        return Features(self.mid(h, emb), hs, emb, (height, width))
+
+    @staticmethod
+    def decode(f: Features, up: nn.ModuleList, upsample: nn.ModuleList) -> Features:
+        """Some up levels, in order from the deepest left: the features after them, their skips consumed."""
+        h, hs = f.h, list(f.skips)
+        for blocks, upper in zip(up, upsample, strict=True):
             for block in blocks:
-                h = block(torch.cat([h, hs.pop()], dim=1), emb)
-            if not isinstance(up, nn.Identity):
-                h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        out = self.out(F.silu(self.out_norm(h)))
+                h = block(torch.cat([h, hs.pop()], dim=1), f.emb)
+            if not isinstance(upper, nn.Identity):
+                h = upper(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return Features(h, hs, f.emb, f.size)
+
+    def finish(self, f: Features, head: nn.Module) -> Tensor:
+        """The output layers of ``head`` (a module with ``out_norm`` and ``out``), un-patched and cropped."""
+        out = head.out(F.silu(head.out_norm(f.h)))
+        p = self.cfg.patch
         out = F.pixel_shuffle(out, p) if p > 1 else out
-        return out[..., :height, :width]
+        return out[..., : f.size[0], : f.size[1]]
+
+
+@dataclass
+class Features:
+    """What the way down hands to the way up: the current map, the skips still to consume, the embedding."""
+
+    h: Tensor
+    skips: list[Tensor]
+    emb: Tensor
+    size: tuple[int, int]  # the input's height and width, before padding
+
+    def rows(self, idx: Tensor) -> Features:
+        """The features of some rows of the batch."""
+        return Features(self.h[idx], [s[idx] for s in self.skips], self.emb[idx], self.size)
+
+
+def decoder_parts(cfg: UNetConfig, skips: list[int], c: int, levels: range) -> dict[str, nn.Module]:
+    """The up levels ``levels`` (0 = the deepest) of a U-Net whose way down left skips of widths ``skips`` and a
+    middle of width ``c``, with the output layers when the last level is among them. Keys: ``up``,
+    ``upsample`` (and ``out_norm``, ``out``). Modules are made in the order of a whole U-Net's."""
+    ch, e, g = cfg.channels, cfg.emb_dim, cfg.groups
+    up, upsample = nn.ModuleList(), nn.ModuleList()
+    for k, (i, width) in enumerate(reversed(list(enumerate(ch)))):
+        blocks = nn.ModuleList()
+        for _ in range(cfg.blocks_per_level + 1):
+            blocks.append(ResBlock(c + skips.pop(), width, e, g))
+            c = width
+        if k in levels:
+            up.append(blocks)
+            upsample.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
+    parts: dict[str, nn.Module] = {"up": up, "upsample": upsample}
+    if len(ch) - 1 in levels:
+        parts["out_norm"] = nn.GroupNorm(min(g, c), c)
+        parts["out"] = nn.Conv2d(c, (cfg.out_channels or cfg.in_channels) * cfg.patch**2, 3, padding=1)
+        nn.init.zeros_(parts["out"].weight)
+        nn.init.zeros_(parts["out"].bias)
+    return parts

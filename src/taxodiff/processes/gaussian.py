@@ -131,15 +131,19 @@ class GaussianProcess:
         steps: int | None = None,
         sampler: str = "ddpm",
         progress: Progress | None = None,
+        grid: list[int] | None = None,
     ) -> Tensor:
         """The reverse chain from ``x`` at t_from (default T) down to t_to, with ``steps`` denoiser calls
-        (DDPM: evenly spaced over the segment; DDIM, DPM-Solver++: their own grid over [0, T], from t_from on)."""
+        (DDPM: evenly spaced over the segment, or on ``grid``, decreasing times from t_from to t_to; DDIM,
+        DPM-Solver++: their own grid over [0, T], from t_from on)."""
         t_from = self.T if t_from is None else t_from
         if t_to == t_from:
             return x
         sched = self.scheduler(sampler)
+        if grid is not None and (sampler != "ddpm" or grid[0] != t_from or grid[-1] != t_to):
+            raise ValueError(f"an explicit grid is for ddpm and runs from t_from to t_to, got {grid[:1]}..{grid[-1:]}")
         if sampler == "ddpm":
-            grid = self.timesteps(steps, t_from, t_to)
+            grid = grid or self.timesteps(steps, t_from, t_to)
             sched.set_timesteps(timesteps=[t - 1 for t in grid if t > 0])
             walk = [t - 1 for t in grid[:-1]]
         else:

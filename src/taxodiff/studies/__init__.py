@@ -32,5 +32,6 @@ STUDIES: Registry[Study] = Registry(
         "mode-collapse": "taxodiff.studies.mode_collapse:STUDY",
         "rhm-learning": "taxodiff.studies.rhm_learning:STUDY",
         "rhm-phase-transition": "taxodiff.studies.rhm_phase:STUDY",
+        "branched": "taxodiff.studies.branched:STUDY",
     },
 )

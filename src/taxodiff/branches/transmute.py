@@ -1,0 +1,103 @@
+"""Transmutation with a branched run: forward-diffuse images of class A to the time where the paths of A and B
+part, then denoise them down B's branches. Scored by the domain classifier: the share of outputs it puts in B
+(the target) and the share that stays A, for every ordered pair of classes, against the pair's branch time.
+"""
+
+from __future__ import annotations
+
+from itertools import permutations
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from taxodiff import runs, seeds
+from taxodiff.errors import TaxodiffError
+
+
+def transmute(
+    run: Any, pairs: list[tuple[str, str]] | None = None, n: int = 16, scale: float = 1.0, progress: bool = True
+) -> dict[str, Any]:
+    """Transmute ``n`` training images of A into B for every pair (default: all ordered pairs) of a loaded
+    branched run (:func:`taxodiff.api.load`); ``scale`` multiplies each pair's branch time (1: the branch point).
+    Returns {"pairs": [...rows], "examples": {pair: (sources, outputs)}}."""
+    from taxodiff.evaluate.classifier import domain_classifier, predict
+    from taxodiff.evaluate.images import to_uint8, to_unit
+    from taxodiff.noise import Noise
+
+    fam, module = run.family, run.module
+    if fam.name != "branched":
+        raise TaxodiffError(f"transmutation follows a branched tree: this run's model is {fam.name!r}")
+    names = fam.hierarchy.leaf_names
+    pairs = pairs or list(permutations(names, 2))
+    for a, b in pairs:
+        for c in (a, b):
+            if c not in names:
+                raise TaxodiffError(f"class {c!r} is not in this run's tree: allowed are {', '.join(names)}")
+        if a == b:
+            raise TaxodiffError(f"transmuting {a!r} into itself: allowed are two different classes")
+    train = fam.source.train_set()
+    classifier, _ = domain_classifier(fam.source, module.device, progress)
+    grid = fam.grid(run.cfg.sample)
+    process, rows, examples = fam.process, [], {}
+    for a, b in pairs:
+        t = min(max(round(module.tree.meet(a, b) * scale), 1), process.T)
+        mine = torch.nonzero(train.z1 == names.index(a)).flatten()
+        pick = mine[torch.randperm(len(mine), generator=seeds.generator(run.cfg.seed, "transmute", a))[:n]]
+        x0 = train.images[pick].to(module.device)
+        noise = Noise.per_sample(run.cfg.seed, [("transmute", a, b, k) for k in range(len(pick))])
+        heads = module.table[torch.full((len(pick),), names.index(b), device=module.device)]
+        times = [t, *[g for g in grid if g < t]]
+
+        def denoiser(y: torch.Tensor, tn: torch.Tensor, heads: torch.Tensor = heads) -> torch.Tensor:
+            return module.net(y, tn, heads.gather(1, (tn + 1)[:, None]).squeeze(1))
+
+        with torch.no_grad():
+            xt = process.add_noise(x0, torch.full((len(pick),), t, device=module.device), noise)
+            out = process.sample(denoiser, xt, noise, t_from=t, t_to=0, grid=times)
+        images = to_uint8(out.clamp(-1, 1)).cpu()
+        pred = predict(classifier, to_unit(images))
+        rows.append({
+            "from": a, "to": b, "t": t / process.T, "n": len(pick),
+            "share_target": float((pred == names.index(b)).float().mean()),
+            "share_source": float((pred == names.index(a)).float().mean()),
+        })  # fmt: skip
+        examples[(a, b)] = (to_uint8(x0.cpu()), images)
+    return {"scale": scale, "pairs": rows, "examples": examples}
+
+
+def write(results: list[dict[str, Any]], out: Path, shown: int = 6) -> Path:
+    """transmute.json (every scale's rows) and figures/transmute.png: the shares against the time the images were
+    noised to (branch time x scale), and, for a few pairs at the first scale, sources above outputs."""
+    from taxodiff.report.figures import pyplot, save
+
+    out.mkdir(parents=True, exist_ok=True)
+    runs.write_json(out / "transmute.json", [{k: v for k, v in r.items() if k != "examples"} for r in results])
+    plt = pyplot()
+    examples = results[0]["examples"]
+    keys = list(examples)
+    pairs = keys[:: max(1, len(keys) // shown)][:shown]
+    fig = plt.figure(figsize=(10, 3.4 + 1.25 * len(pairs)))
+    grid = fig.add_gridspec(1 + len(pairs), 1, height_ratios=[3.0] + [1.0] * len(pairs), hspace=0.55)
+    ax = fig.add_subplot(grid[0])
+    for r, marker in zip(results, "ovsd^", strict=False):
+        t = [p["t"] for p in r["pairs"]]
+        ax.scatter(t, [p["share_target"] for p in r["pairs"]], s=16, marker=marker, color="C0",
+                   label=f"the target B (scale {r['scale']:g})")  # fmt: skip
+        ax.scatter(t, [p["share_source"] for p in r["pairs"]], s=16, marker=marker, color="C1", facecolors="none",
+                   label=f"still the source A (scale {r['scale']:g})")  # fmt: skip
+    ax.set_xlabel("time the images were noised to (the pair's branch time x scale), t / T")
+    ax.set_ylabel("share of outputs")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("transmutation A -> B: noised, then denoised down B's branches")
+    for i, (a, b) in enumerate(pairs):
+        src, dst = examples[(a, b)]
+        k = min(12, len(src))
+        strip = torch.cat([torch.cat(list(src[:k]), dim=-1), torch.cat(list(dst[:k]), dim=-1)], dim=-2)
+        img = strip.permute(1, 2, 0).numpy()
+        axi = fig.add_subplot(grid[1 + i])
+        axi.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+        axi.set_axis_off()
+        axi.set_title(f"{a} -> {b} at scale {results[0]['scale']:g}: sources (top), outputs (bottom)", fontsize=8)
+    return save(fig, out / "figures" / "transmute.png")

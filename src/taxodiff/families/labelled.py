@@ -1,0 +1,187 @@
+"""The branched family's baseline: one image denoiser eps(x_t, t, class) conditioned on the class (a leaf of the
+class tree), with as many parameters as a branched run when ``net.match_parameters`` names its count.
+
+It answers the same requests as the branched family (a coarse request draws each sample's class from
+p(class | category) from the same streams, so both are asked for the same classes). Continual learning: a run
+whose config names ``parent:`` (a trained labelled run) and holds one class more fine-tunes the whole network,
+on the new class's images only (``train.continual_data: new``, what forgets) or on all classes (``all``); the
+new class gets its own input column in the condition embedding, the old classes keep theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from taxodiff.config.fields import choice, nonneg
+from taxodiff.config.schema import TrainConfig
+from taxodiff.errors import TaxodiffError
+from taxodiff.families import images, requests
+from taxodiff.families.base import Parent, Stage
+from taxodiff.families.flat import Flat
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from taxodiff.families.module import FamilyModule
+    from taxodiff.noise import Noise
+
+
+@dataclass(frozen=True)
+class LabelledNet(images.ImageNet):
+    # > 0: net.channels scaled by one factor (multiples of 8) to the parameter count nearest to this, e.g. a
+    # branched run's (train.json "parameters"); 0: net.channels as given
+    match_parameters: int = nonneg(0)
+
+
+@dataclass(frozen=True)
+class LabelledTrain(TrainConfig):
+    continual_data: str = choice("new", ("new", "all"))  # with parent: fine-tune on the new class only, or on all
+
+
+class Labelled(Flat):
+    name: ClassVar[str] = "labelled"
+    summary: ClassVar[str] = "one image denoiser conditioned on the class: the branched family's baseline"
+    sections: ClassVar[dict[str, type]] = {
+        "net": LabelledNet,
+        "diffusion": images.GaussianDiffusion,
+        "train": LabelledTrain,
+        "sample": requests.LeafSample,
+    }
+    compare: ClassVar[bool] = False
+    # the seed's VP SDE (beta 0.1 -> 20): branch points spread over the time span; under the cosine schedule
+    # they crowd into t/T 0.7-0.8 and a tree's branches share little (digits: C / sum of lengths 1.27 vs 2.01)
+    defaults: ClassVar[dict[str, Any]] = {"diffusion.beta_schedule": "linear"}
+    extends_parent: ClassVar[bool] = True
+    flags: ClassVar[dict[str, tuple[str, str]]] = {
+        **Flat.flags,
+        "--request": ("sample.request", "categories (default) or classes"),
+        "--n-per-class": ("sample.n_per_class", "samples per class (request classes)"),
+        "--classes": ("sample.classes", "request classes: these classes only, e.g. 3,8"),
+    }
+
+    @classmethod
+    def check(cls, cfg: Any) -> None:
+        images.check_image_sections(cfg)
+        if cfg.sample.request == "classes-cached":
+            raise TaxodiffError("sample.request = 'classes-cached' is invalid for the labelled family: allowed are "
+                                "categories, classes (only a branched run shares trajectories)")  # fmt: skip
+
+    def condition(self, leaf: Tensor) -> Tensor:
+        from torch.nn import functional as F
+
+        return F.one_hot(leaf, self.hierarchy.num_leaves).float()
+
+    @cached_property
+    def widths(self) -> tuple[tuple[int, ...], int]:
+        """(U-Net widths, embedding width): the config's, or matched to ``net.match_parameters``."""
+        n = self.cfg.net
+        if not n.match_parameters:
+            return tuple(n.channels), n.emb_dim
+        from taxodiff.nets.branched_unet import matched_config
+        from taxodiff.nets.unet import UNetConfig
+
+        base = UNetConfig(
+            in_channels=self.source.image_shape()[0], channels=n.channels, blocks_per_level=n.blocks_per_level,
+            cond_dim=self.hierarchy.num_leaves, emb_dim=n.emb_dim, patch=n.patch,
+        )  # fmt: skip
+        got = matched_config(base, n.match_parameters)
+        return got.channels, got.emb_dim
+
+    def build(self, structure: dict[str, Any] | None = None, parent: Parent | None = None) -> FamilyModule:
+        from taxodiff.families.module import FamilyModule
+
+        h = self.hierarchy
+        channels, emb_dim = self.widths
+        net = images.unet(self.cfg, self.source.image_shape()[0], h.num_leaves, channels=channels, emb_dim=emb_dim)
+        if parent is not None and structure is None:
+            self.inherit(net, parent)
+        return FamilyModule(self, {"net": net})
+
+    def inherit(self, net: Any, parent: Parent) -> None:
+        """The parent's weights, each old class's condition column moved to its index in this run's tree."""
+        if parent.family.name != self.name:
+            raise TaxodiffError(f"parent is a {parent.family.name!r} run: a labelled run extends a labelled run")
+        names, old = self.hierarchy.leaf_names, parent.family.hierarchy.leaf_names
+        self.added_leaf  # noqa: B018 - refuses a tree that does not add exactly one class
+        state = net.state_dict()
+        for key, value in parent.module.net.state_dict().items():
+            if state[key].shape == value.shape:
+                state[key] = value.clone()
+                continue
+            moved = state[key].clone()
+            axis = 0 if key.endswith("freqs") else 1
+            for i, name in enumerate(old):
+                j = names.index(name)
+                moved.narrow(axis, j, 1).copy_(value.narrow(axis, i, 1))
+            if axis == 1:  # the Fourier features' columns follow the one-hot ones
+                k = len(old)
+                moved[:, len(names) :] = value[:, k:]
+            state[key] = moved
+        net.load_state_dict(state)
+
+    @cached_property
+    def added_leaf(self) -> int:
+        from taxodiff import api
+
+        _, parent_cfg, _ = api.stored_config(self.cfg.parent)
+        from taxodiff.data import get_source
+
+        old = get_source(parent_cfg.data.source)(parent_cfg).hierarchy.leaf_names
+        names = self.hierarchy.leaf_names
+        gone = [c for c in old if c not in names]
+        added = [c for c in names if c not in old]
+        if gone or len(added) != 1:
+            raise TaxodiffError(
+                f"extending a labelled run takes its class tree plus exactly one class: missing "
+                f"{', '.join(gone) or 'none'}, added {', '.join(added) or 'none'}"
+            )
+        return names.index(added[0])
+
+    def train_set(self) -> Any:
+        data = self.source.train_set()
+        if not self.cfg.parent or self.cfg.train.continual_data == "all":
+            return data
+        import torch
+
+        return data.subset(torch.nonzero(data.z1 == self.added_leaf).flatten())
+
+    def stages(self) -> list[Stage]:
+        return [Stage("fine-tune" if self.cfg.parent else "train", self.cfg.train.steps)]
+
+    def loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
+        cond = self.condition(batch["z1"])
+        return {"loss": images.conditional_loss(module.net, self.process, batch["images"], cond, self.p_uncond, noise)}
+
+    def sample_tag(self, sc: Any) -> str:
+        return requests.tag(sc, self.guidance_knobs)
+
+    def sample_count(self, sc: Any) -> int:
+        return requests.count(self.hierarchy, sc)
+
+    def generate(self, module: FamilyModule, sc: Any, seed: int, progress: bool = True) -> dict[str, Tensor]:
+        import torch
+
+        req = requests.request(self.hierarchy, sc, seed)
+        bar = images.progress_bar(len(req.keys), f"sample {self.name} g={sc.guidance:g}", progress)
+
+        @torch.no_grad()
+        def draw(rows: slice, noise: Noise) -> dict[str, Tensor]:
+            return self.draw(module, sc, req.leaf[rows].to(module.device), noise)
+
+        out = requests.draw_request(req, sc.batch_size, seed, draw, sc.request == "classes", bar.update)
+        bar.close()
+        return out | {"z2": req.z2, "leaf": req.leaf}
+
+    def save_figures(self, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
+        requests.figure(self.source, samples, run_dir / "figures" / f"samples_{tag}.png", f"{self.name}, {tag}", tag)
+
+    def draw(self, module: FamilyModule, sc: Any, leaf: Tensor, noise: Noise) -> dict[str, Tensor]:
+        from taxodiff.evaluate.images import to_uint8
+
+        cond = self.condition(leaf)
+        shape = (len(leaf), *self.source.image_shape())
+        x = images.guided_sample(module.net, cond, sc, sc.guidance, self.process, shape, noise, sc.sampler, sc.steps)
+        return {"images": to_uint8(x.clamp(-1, 1))}

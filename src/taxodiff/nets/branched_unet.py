@@ -1,0 +1,93 @@
+"""A U-Net with one shared trunk and a head per branch: eps_b(x_t, t) for the branch b each row asks for.
+
+The trunk is the way down, the middle block and the deepest up levels; each head is the remaining
+``head_levels`` up levels and the output layers (``head_levels`` = all levels: a whole decoder per branch, as in
+the seed's network). The trunk runs once per batch; each head runs only on the rows that ask for it. The trunk
+takes no condition: which branch denoises a row is the only thing that differs between classes. The network
+knows nothing of noise schedules or of which times a branch covers.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from taxodiff.nets.unet import UNet, UNetConfig, decoder_parts
+
+
+class Head(nn.Module):
+    def __init__(self, parts: dict[str, nn.Module]) -> None:
+        super().__init__()
+        for name, part in parts.items():
+            self.add_module(name, part)
+
+
+class BranchedUNet(nn.Module):
+    """(x (B, C, H, W), t (B,), head (B,) long) -> (B, C, H, W)."""
+
+    def __init__(self, cfg: UNetConfig, heads: int, head_levels: int = 1) -> None:
+        super().__init__()
+        levels = len(cfg.channels)
+        if not 1 <= head_levels <= levels:
+            raise ValueError(f"head_levels = {head_levels} is invalid: allowed is 1..{levels}")
+        self.cfg, self.head_levels = cfg, head_levels
+        trunk = UNet(replace(cfg, cond_dim=1))
+        shared = levels - head_levels
+        trunk.up, trunk.upsample = trunk.up[:shared], trunk.upsample[:shared]
+        del trunk.out_norm, trunk.out
+        self.trunk = trunk
+        mine = range(shared, levels)
+        self.heads = nn.ModuleList(
+            [Head(decoder_parts(cfg, list(trunk.skip_widths), trunk.mid_width, mine)) for _ in range(heads)]
+        )
+
+    def add_head(self, like: int) -> int:
+        """A new head, a copy of head ``like``; its index."""
+        self.heads.append(copy.deepcopy(self.heads[like]))
+        return len(self.heads) - 1
+
+    def forward(self, x: Tensor, t: Tensor, head: Tensor) -> Tensor:
+        t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
+        f = self.trunk.encode(x, t, torch.zeros(x.shape[0], 1, device=x.device))
+        f = UNet.decode(f, self.trunk.up, self.trunk.upsample)
+        asked = torch.unique(head).tolist()
+        if len(asked) == 1:
+            return self._head(f, asked[0])
+        rows = [torch.nonzero(head == k).flatten() for k in asked]
+        out = torch.cat([self._head(f.rows(r), k) for r, k in zip(rows, asked, strict=True)])
+        return out[torch.argsort(torch.cat(rows))]
+
+    def _head(self, f: object, k: int) -> Tensor:
+        h = self.heads[k]
+        return self.trunk.finish(UNet.decode(f, h.up, h.upsample), h)  # type: ignore[arg-type]
+
+
+def parameter_count(cfg: UNetConfig, heads: int = 0, head_levels: int = 1) -> int:
+    """Parameters of a BranchedUNet (heads > 0) or of a plain UNet (heads = 0), counted without allocating."""
+    with torch.device("meta"):
+        net = UNet(cfg) if heads == 0 else BranchedUNet(cfg, heads, head_levels)
+    return sum(p.numel() for p in net.parameters())
+
+
+def matched_config(cfg: UNetConfig, target: int) -> UNetConfig:
+    """A UNet config with ``target`` parameters, as near as whole widths allow: the widest scaling of the config's
+    widths (one factor, multiples of 8) that stays at or under ``target``, then the embedding width (even) that
+    comes nearest (the count is quadratic in it)."""
+    best, seen = cfg, set()
+    for k in range(8, 801):
+        ch = tuple(max(8, round(c * k / 100 / 8) * 8) for c in cfg.channels)
+        if ch in seen:
+            continue
+        seen.add(ch)
+        if parameter_count(replace(cfg, channels=ch)) > target:
+            break
+        best = replace(cfg, channels=ch)
+    e = [8, 64, 256]
+    a, b, c = np.polyfit(e, [parameter_count(replace(best, emb_dim=x)) for x in e], 2)
+    roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
+    candidates = [best] + [replace(best, emb_dim=max(2, 2 * round(r / 2))) for r in roots]
+    return min(candidates, key=lambda x: abs(parameter_count(x) - target))

@@ -1,0 +1,209 @@
+"""The branched family (seed 004) and its label-conditioned baseline: the network, the tree on process times,
+training, the three requests, continual learning (old classes bit-identical), transmutation, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from taxodiff.branches.tree import BranchedTree, Segment
+from taxodiff.errors import TaxodiffError
+from taxodiff.nets.branched_unet import BranchedUNet, matched_config, parameter_count
+from taxodiff.nets.unet import UNetConfig
+from tests.conftest import ROOT, TINY
+
+DIGITS = ROOT / "tests" / "configs" / "tiny_digits.yaml"
+CFG = UNetConfig(in_channels=1, channels=(8, 16), emb_dim=16, patch=1)
+
+
+def _randomise(net: torch.nn.Module) -> None:
+    torch.manual_seed(0)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+
+
+@pytest.mark.parametrize("head_levels", [1, 2])
+def test_a_mixed_batch_equals_each_head_on_its_own_rows(head_levels: int) -> None:
+    net = BranchedUNet(CFG, heads=3, head_levels=head_levels).eval()
+    _randomise(net)
+    x, t = torch.randn(6, 1, 8, 8), torch.tensor([5, 900, 40, 40, 300, 7])
+    head = torch.tensor([2, 0, 1, 2, 0, 1])
+    mixed = net(x, t, head)
+    for k in range(3):
+        rows = head == k
+        assert torch.allclose(mixed[rows], net(x[rows], t[rows], head[rows]), atol=1e-5)
+    assert not torch.allclose(net(x, t, torch.zeros_like(head)), net(x, t, torch.ones_like(head)))
+    assert parameter_count(CFG, 3, head_levels) == sum(p.numel() for p in net.parameters())
+    k = net.add_head(like=1)
+    assert torch.equal(net(x, t, torch.full_like(head, k)), net(x, t, torch.ones_like(head)))
+
+
+def test_matched_widths_are_the_nearest_count() -> None:
+    for heads in (3, 7, 19):
+        target = parameter_count(CFG, heads=heads)
+        got = matched_config(CFG, target)
+        n = parameter_count(got)
+        assert all(c % 8 == 0 for c in got.channels) and got.channels[0] <= got.channels[1]
+        assert abs(n - target) / target < 0.01, (heads, got, n, target)
+
+
+def _tree() -> BranchedTree:
+    segs = [
+        Segment(("a", "b", "c"), 600, 1000, 0), Segment(("a", "b"), 300, 600, 1),
+        Segment(("a",), 0, 300, 2), Segment(("b",), 0, 300, 3), Segment(("c",), 0, 600, 4),
+    ]  # fmt: skip
+    return BranchedTree(1000, tuple(segs))
+
+
+def test_tree_paths_tables_and_grid_refusal() -> None:
+    tree = _tree()
+    tree.check()
+    assert [s.head for s in tree.path("a")] == [0, 1, 2]
+    table = tree.head_table(["a", "b", "c"])
+    # a branch holds t_start < t <= t_end: a step from t belongs to the branch holding t
+    assert table[0, 1000] == 0 and table[0, 601] == 0 and table[0, 600] == 1 and table[0, 301] == 1
+    assert table[0, 300] == 2 and table[0, 0] == 2 and table[2, 600] == 4 and table[2, 601] == 0
+    assert tree.meet("a", "b") == 300 and tree.meet("a", "c") == 600
+    assert tree.total_length() == pytest.approx((400 + 300 + 300 + 300 + 600) / 1000)
+    tree.check_grid(list(range(1000, -1, -100)), ["a", "b", "c"])  # step 100: every branch gets steps
+    with pytest.raises(TaxodiffError, match="shorter than the sampler's step"):
+        tree.check_grid([1000, 500, 0], ["a"])  # (300, 600] holds no grid time
+    with pytest.raises(TaxodiffError, match="not in the branched tree"):
+        tree.path("d")
+    roundtrip = BranchedTree.from_json(tree.to_json())
+    assert roundtrip == tree
+
+
+def test_attaching_a_class_keeps_the_old_classes_heads() -> None:
+    tree = _tree()
+    grown = tree.attach("d", near="a", t=450, head=5)
+    assert [s.head for s in grown.path("d")] == [0, 1, 5]
+    assert torch.equal(grown.head_table(["a", "b", "c"]), tree.head_table(["a", "b", "c"]))
+    grown.check_grid(list(range(1000, -1, -100)), ["a", "b"])  # the split branch (300, 600] counts as one
+    with pytest.raises(TaxodiffError, match="already in the branched tree"):
+        grown.attach("d", near="b", t=100, head=6)
+
+
+def _run(args: list[str]) -> int:
+    from taxodiff.cli import main
+
+    return main(args)
+
+
+def test_branched_train_sample_three_ways_and_baseline(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    run = tmp_path / "br"
+    sets = [
+        "--set",
+        "sample.steps=20",
+        "--set",
+        "sample.n_per_class=3",
+        "--set",
+        "net.branch_min_length=0.1",
+        "--set",
+        "net.branch_per_class=16",
+    ]
+    assert _run(["branched", "train", "--config", str(TINY), "--run-dir", str(run), "--quiet", *sets]) == 0
+    for request in ("categories", "classes", "classes-cached"):
+        assert _run(["evaluate", "--run-dir", str(run), "--request", request, "--quiet"]) == 0
+    evals = json.loads((run / "eval.json").read_text())["evaluations"]
+    assert len(evals) == 3
+    assert len(list((run / "figures").glob("samples_*.png"))) == 3
+    for r in evals.values():
+        assert 0 <= r["classes"]["accuracy"] <= 1 and "per_class" in r["features"]["classes"]
+    cached = next(r for k, r in evals.items() if "cached" in k)
+    assert sum(cached["predicted"]) == 3 * 4  # n_per_class x classes
+    argv = ["evaluate", "--run-dir", str(run), "--request", "classes-cached", "--classes", "car,dog", "--quiet"]
+    assert _run(argv) == 0  # two classes only: the cached walk visits only their branches
+    only = json.loads((run / "eval.json").read_text())["evaluations"]
+    assert sum(only[next(k for k in only if k.endswith("_car-dog") or k.endswith("_dog-car"))]["predicted"]) == 6
+    assert any(p.name.endswith("car-dog.png") or p.name.endswith("dog-car.png") for p in (run / "figures").iterdir())
+    params = json.loads((run / "train.json").read_text())["parameters"]
+    base = tmp_path / "lab"
+    argv = ["train", "--model", "labelled", "--config", str(TINY), "--run-dir", str(base), "--quiet"]
+    assert _run([*argv, "--set", f"net.match_parameters={params}"]) == 0
+    matched = json.loads((base / "train.json").read_text())["parameters"]
+    assert abs(matched - params) / params < 0.01
+    assert _run(["evaluate", "--run-dir", str(base), "--quiet"]) == 0
+    capsys.readouterr()
+    # bad input: one line, exit 2
+    for argv, message in (
+        (["evaluate", "--run-dir", str(run), "--steps", "1"], "shorter than the sampler's step"),
+        (["evaluate", "--run-dir", str(run), "--guidance", "3"], "no condition to guide"),
+        (["evaluate", "--run-dir", str(base), "--request", "classes-cached"], "only a branched run"),
+        (["transmute", "--run-dir", str(base)], "branched tree"),
+        (["transmute", "--run-dir", str(run), "--from", "dog", "--to", "zebra"], "'zebra' is not in"),
+        (["transmute", "--run-dir", str(run), "--from", "dog"], "go together"),
+        (["sample", "--run-dir", str(run), "--request", "classes", "--classes", "zebra"], "sample.classes = 'zebra'"),
+    ):
+        assert _run(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+
+
+def test_continual_learning_keeps_old_classes_bit_identical(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from taxodiff import api, runs
+
+    parent, child = tmp_path / "p", tmp_path / "c"
+    assert _run(["branched", "train", "--config", str(DIGITS), "--run-dir", str(parent), "--quiet"]) == 0
+    assert _run(["add-class", "--parent", str(parent), "--class", "9", "--under", "round",
+                 "--run-dir", str(child), "--quiet"]) == 0  # fmt: skip
+    for run in (parent, child):
+        assert _run(["sample", "--run-dir", str(run), "--request", "classes", "--quiet"]) == 0
+    old = runs.load_samples(next((parent / "samples").glob("*classes*.safetensors")))
+    new = runs.load_samples(next((child / "samples").glob("*classes*.safetensors")))
+    before, after = api.load(parent), api.load(child)
+    names_old, names_new = before.family.hierarchy.leaf_names, after.family.hierarchy.leaf_names
+    assert set(names_new) - set(names_old) == {"9"}
+    for i, name in enumerate(names_old):
+        j = names_new.index(name)
+        assert torch.equal(old["images"][old["leaf"] == i], new["images"][new["leaf"] == j]), name
+    # only the new class's head moved
+    a, b = before.module.net.state_dict(), after.module.net.state_dict()
+    head = after.module.tree.path("9")[-1].head
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+    assert any(not torch.equal(v, a[k.replace(f"heads.{head}.", f"heads.{after.module.tree.path('0')[-1].head}.")])
+               for k, v in b.items() if k.startswith(f"heads.{head}."))  # fmt: skip
+    assert _run(["transmute", "--run-dir", str(child), "--from", "0", "--to", "9", "--n", "3", "--quiet"]) == 0
+    assert (child / "transmute" / "figures" / "transmute.png").exists()
+    capsys.readouterr()
+    for argv, message in (
+        (["add-class", "--parent", str(parent), "--class", "6", "--under", "round", "--run-dir", str(tmp_path / "x")],
+         "already in the class tree"),
+        (["add-class", "--parent", str(parent), "--class", "9", "--under", "loops", "--run-dir", str(tmp_path / "x")],
+         "not in the class tree"),
+        (["add-class", "--parent", str(tmp_path / "none"), "--class", "9", "--under", "round",
+          "--run-dir", str(tmp_path / "x")], "none"),
+    ):  # fmt: skip
+        assert _run(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+    assert not (tmp_path / "x").exists()
+    lab = tmp_path / "lab"
+    assert _run(["train", "--model", "labelled", "--config", str(DIGITS), "--run-dir", str(lab), "--quiet"]) == 0
+    wrong = ["branched", "train", "--config", str(DIGITS), "--run-dir", str(tmp_path / "y"), "--set", f"parent={lab}"]
+    capsys.readouterr()
+    assert _run(wrong) == 2
+    assert "a branched run extends a branched run" in capsys.readouterr().err
+
+
+def test_labelled_continual_keeps_the_old_conditions(tmp_path: Path) -> None:
+    from taxodiff import api
+
+    parent = tmp_path / "p"
+    assert _run(["train", "--model", "labelled", "--config", str(DIGITS), "--run-dir", str(parent), "--quiet"]) == 0
+    cfg = api.add_class_config(parent, "9", "round", {"train.continual_data": "all"})
+    family = type(api.load(parent).family)(cfg)
+    child = api.build(family, None, api.load_parent(cfg))
+    before = api.load(parent).module.net.eval()
+    names_old, names_new = api.load(parent).family.hierarchy.leaf_names, family.hierarchy.leaf_names
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([100, 700])
+    for i, name in enumerate(names_old):
+        j = names_new.index(name)
+        old = before(x, t, torch.nn.functional.one_hot(torch.tensor([i, i]), len(names_old)).float())
+        new = child.net.eval()(x, t, torch.nn.functional.one_hot(torch.tensor([j, j]), len(names_new)).float())
+        assert torch.allclose(old, new, atol=1e-5), name
+    assert len(family.train_set()) > len(type(family)(api.add_class_config(parent, "9", "round")).train_set())
