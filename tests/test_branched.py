@@ -24,9 +24,9 @@ def _randomise(net: torch.nn.Module) -> None:
         torch.nn.init.normal_(p, std=0.2)
 
 
-@pytest.mark.parametrize("head_levels", [1, 2])
-def test_a_mixed_batch_equals_each_head_on_its_own_rows(head_levels: int) -> None:
-    net = BranchedUNet(CFG, heads=3, head_levels=head_levels).eval()
+@pytest.mark.parametrize(("head_levels", "codes"), [(1, False), (2, False), (1, True)])
+def test_a_mixed_batch_equals_each_head_on_its_own_rows(head_levels: int, codes: bool) -> None:
+    net = BranchedUNet(CFG, heads=3, head_levels=head_levels, codes=codes).eval()
     _randomise(net)
     x, t = torch.randn(6, 1, 8, 8), torch.tensor([5, 900, 40, 40, 300, 7])
     head = torch.tensor([2, 0, 1, 2, 0, 1])
@@ -35,7 +35,7 @@ def test_a_mixed_batch_equals_each_head_on_its_own_rows(head_levels: int) -> Non
         rows = head == k
         assert torch.allclose(mixed[rows], net(x[rows], t[rows], head[rows]), atol=1e-5)
     assert not torch.allclose(net(x, t, torch.zeros_like(head)), net(x, t, torch.ones_like(head)))
-    assert parameter_count(CFG, 3, head_levels) == sum(p.numel() for p in net.parameters())
+    assert parameter_count(CFG, 3, head_levels, codes) == sum(p.numel() for p in net.parameters())
     k = net.add_head(like=1)
     assert torch.equal(net(x, t, torch.full_like(head, k)), net(x, t, torch.ones_like(head)))
 

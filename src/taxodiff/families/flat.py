@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from taxodiff.noise import Noise
 
 
-class Flat(Family):
+class Flat(images.ImageScores, Family):
     name: ClassVar[str] = "flat"
     summary: ClassVar[str] = "one image denoiser conditioned on the category z2"
     data_kinds: ClassVar[tuple[str, ...]] = ("images",)
@@ -100,13 +100,3 @@ class Flat(Family):
         images.category_figure(
             self.source, samples, run_dir / "figures" / f"samples_{tag}.png", f"{self.name} model, {tag}"
         )
-
-    def evaluate(self, module: FamilyModule, samples: dict[str, Tensor], progress: bool = True) -> dict:
-        result, _ = images.evaluation(self, samples, module.device, progress)
-        return result
-
-    @classmethod
-    def describe_result(cls, result: dict[str, Any]) -> str:
-        from taxodiff.evaluate.images import describe
-
-        return describe(result)

@@ -216,6 +216,20 @@ def category_figure(source: DataSource, samples: dict[str, Tensor], path: Path, 
     figures.category_grid(samples["images"].numpy(), samples["z2"].numpy(), h.category_names, path, title)
 
 
+class ImageScores:
+    """What an image family's evaluation is by default: the image metrics of its samples, and their line."""
+
+    def evaluate(self, module: Any, samples: dict[str, Tensor], progress: bool = True) -> dict:
+        result, _ = evaluation(self, samples, module.device, progress)
+        return result
+
+    @classmethod
+    def describe_result(cls, result: dict[str, Any]) -> str:
+        from taxodiff.evaluate.images import describe
+
+        return describe(result)
+
+
 def evaluation(family: Any, samples: dict[str, Tensor], device: Any, progress: bool) -> tuple[dict, Any]:
     """The image metrics of ``samples`` with the run's identification; (result, assigned leaves)."""
     from taxodiff.evaluate.images import score

@@ -51,16 +51,9 @@ class Labelled(Flat):
         "sample": requests.LeafSample,
     }
     compare: ClassVar[bool] = False
-    # the seed's VP SDE (beta 0.1 -> 20): branch points spread over the time span; under the cosine schedule
-    # they crowd into t/T 0.7-0.8 and a tree's branches share little (digits: C / sum of lengths 1.27 vs 2.01)
-    defaults: ClassVar[dict[str, Any]] = {"diffusion.beta_schedule": "linear"}
+    defaults: ClassVar[dict[str, Any]] = requests.DEFAULTS
     extends_parent: ClassVar[bool] = True
-    flags: ClassVar[dict[str, tuple[str, str]]] = {
-        **Flat.flags,
-        "--request": ("sample.request", "categories (default) or classes"),
-        "--n-per-class": ("sample.n_per_class", "samples per class (request classes)"),
-        "--classes": ("sample.classes", "request classes: these classes only, e.g. 3,8"),
-    }
+    flags: ClassVar[dict[str, tuple[str, str]]] = {**Flat.flags, **requests.FLAGS}
 
     @classmethod
     def check(cls, cfg: Any) -> None:

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from taxodiff.families.sampling import Draw
 
 REQUESTS = ("categories", "classes", "classes-cached")
+FLAGS: dict[str, tuple[str, str]] = {
+    "--request": ("sample.request", "categories (default), classes or classes-cached (branched only)"),
+    "--n-per-class": ("sample.n_per_class", "samples per class (class requests)"),
+    "--classes": ("sample.classes", "class requests: these classes only, e.g. 3,8"),
+}
+# the seed's VP SDE (beta 0.1 -> 20), for the branched family and its baseline alike: branch points spread over
+# the time span; under the cosine schedule they crowd into t/T 0.7-0.8 and a tree's branches share little
+# (digits: C / sum of branch lengths 1.27 against 2.01)
+DEFAULTS: dict[str, Any] = {"diffusion.beta_schedule": "linear"}
 
 
 @dataclass(frozen=True)
@@ -130,4 +139,5 @@ def figure(source: Any, samples: dict[str, Tensor], path: Any, title: str, tag: 
     from taxodiff.report import figures
 
     h = source.hierarchy
-    figures.category_grid(samples["images"].numpy(), samples["leaf"].numpy(), h.leaf_names, path, title)
+    leaf = samples["leaf"].numpy()
+    figures.category_grid(samples["images"].numpy(), leaf, h.leaf_names, path, title, per_category=16)

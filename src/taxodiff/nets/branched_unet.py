@@ -2,9 +2,10 @@
 
 The trunk is the way down, the middle block and the deepest up levels; each head is the remaining
 ``head_levels`` up levels and the output layers (``head_levels`` = all levels: a whole decoder per branch, as in
-the seed's network). The trunk runs once per batch; each head runs only on the rows that ask for it. The trunk
-takes no condition: which branch denoises a row is the only thing that differs between classes. The network
-knows nothing of noise schedules or of which times a branch covers.
+the seed's network). The trunk runs once per batch; each head runs only on the rows that ask for it. With
+``codes`` each head also owns a learned vector that the trunk adds to its time embedding, so the shared levels
+know which branch they serve (without it the trunk is unconditional, as in the seed). The network knows nothing
+of noise schedules or of which times a branch covers.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from taxodiff.nets.unet import UNet, UNetConfig, decoder_parts
 
 
 class Head(nn.Module):
-    def __init__(self, parts: dict[str, nn.Module]) -> None:
+    def __init__(self, parts: dict[str, nn.Module], code: int = 0) -> None:
         super().__init__()
         for name, part in parts.items():
             self.add_module(name, part)
+        self.code = nn.Parameter(torch.zeros(code)) if code else None
 
 
 class BranchedUNet(nn.Module):
     """(x (B, C, H, W), t (B,), head (B,) long) -> (B, C, H, W)."""
 
-    def __init__(self, cfg: UNetConfig, heads: int, head_levels: int = 1) -> None:
+    def __init__(self, cfg: UNetConfig, heads: int, head_levels: int = 1, codes: bool = False) -> None:
         super().__init__()
         levels = len(cfg.channels)
         if not 1 <= head_levels <= levels:
@@ -41,8 +43,9 @@ class BranchedUNet(nn.Module):
         del trunk.out_norm, trunk.out
         self.trunk = trunk
         mine = range(shared, levels)
+        code = cfg.emb_dim if codes else 0
         self.heads = nn.ModuleList(
-            [Head(decoder_parts(cfg, list(trunk.skip_widths), trunk.mid_width, mine)) for _ in range(heads)]
+            [Head(decoder_parts(cfg, list(trunk.skip_widths), trunk.mid_width, mine), code) for _ in range(heads)]
         )
 
     def add_head(self, like: int) -> int:
@@ -52,7 +55,10 @@ class BranchedUNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, head: Tensor) -> Tensor:
         t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
-        f = self.trunk.encode(x, t, torch.zeros(x.shape[0], 1, device=x.device))
+        codes = None
+        if self.heads[0].code is not None:
+            codes = torch.stack([h.code for h in self.heads])[head]
+        f = self.trunk.encode(x, t, torch.zeros(x.shape[0], 1, device=x.device), extra=codes)
         f = UNet.decode(f, self.trunk.up, self.trunk.upsample)
         asked = torch.unique(head).tolist()
         if len(asked) == 1:
@@ -66,10 +72,10 @@ class BranchedUNet(nn.Module):
         return self.trunk.finish(UNet.decode(f, h.up, h.upsample), h)  # type: ignore[arg-type]
 
 
-def parameter_count(cfg: UNetConfig, heads: int = 0, head_levels: int = 1) -> int:
+def parameter_count(cfg: UNetConfig, heads: int = 0, head_levels: int = 1, codes: bool = False) -> int:
     """Parameters of a BranchedUNet (heads > 0) or of a plain UNet (heads = 0), counted without allocating."""
     with torch.device("meta"):
-        net = UNet(cfg) if heads == 0 else BranchedUNet(cfg, heads, head_levels)
+        net = UNet(cfg) if heads == 0 else BranchedUNet(cfg, heads, head_levels, codes)
     return sum(p.numel() for p in net.parameters())
 
 

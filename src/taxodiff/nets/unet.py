@@ -88,9 +88,12 @@ class UNet(nn.Module):
         f = self.encode(x, t, cond, drop)
         return self.finish(self.decode(f, self.up, self.upsample), self)
 
-    def encode(self, x: Tensor, t: Tensor, cond: Tensor, drop: Tensor | None = None) -> Features:
-        """The way down and the middle block: what every up level reads."""
+    def encode(
+        self, x: Tensor, t: Tensor, cond: Tensor, drop: Tensor | None = None, extra: Tensor | None = None
+    ) -> Features:
+        """The way down and the middle block: what every up level reads (``extra``: added to the embedding)."""
         emb = self.embed(t, cond, drop)  # (B, E)
+        emb = emb if extra is None else emb + extra.to(emb.dtype)
         p = self.cfg.patch
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.multiple, -width % self.multiple

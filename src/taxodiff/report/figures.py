@@ -54,17 +54,26 @@ def category_grid(
     per_category: int = 32,
     cols: int = 8,
     labels: Sequence[str] | None = None,
+    panels_per_row: int = 5,
 ) -> Path:
-    """One panel per category with its first ``per_category`` samples. images: (N, C, H, W) uint8."""
+    """One panel per category with its first ``per_category`` samples (at most ``panels_per_row`` panels side by
+    side). images: (N, C, H, W) uint8."""
     plt = pyplot()
     k = len(names)
+    across, down = min(k, panels_per_row), -(-k // panels_per_row)
     h, w = images.shape[-2:]
     scale = max(1, round(64 / w)) / DPI  # inches per image pixel: every image shown about 64 pixels wide
     rows = -(-per_category // cols)
-    size = (k * (cols * (w + 1) * scale + 0.3), rows * (h + 1) * scale + 0.7)
-    fig, axes = plt.subplots(1, k, figsize=size, squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.65 / size[1], wspace=0.3 / size[0] * k)
-    for c, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
+    panel = (cols * (w + 1) * scale + 0.3, rows * (h + 1) * scale + 0.35)
+    size = (across * panel[0], down * panel[1] + 0.35)
+    fig, axes = plt.subplots(down, across, figsize=size, squeeze=False)
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=1 - 0.65 / size[1], wspace=0.3 / size[0] * across,
+        hspace=0.35 / panel[1],
+    )  # fmt: skip
+    for ax in axes.flat[k:]:
+        ax.axis("off")
+    for c, (ax, name) in enumerate(zip(axes.flat[:k], names, strict=True)):
         sel = np.nonzero(z2 == c)[0][:per_category]
         ax.imshow(mosaic(images[sel].transpose(0, 2, 3, 1), cols), interpolation="nearest")
         ax.set_title(labels[c] if labels else name, fontsize=10)
