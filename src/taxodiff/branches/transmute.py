@@ -78,7 +78,7 @@ def write(results: list[dict[str, Any]], out: Path, shown: int = 6) -> Path:
     keys = list(examples)
     pairs = keys[:: max(1, len(keys) // shown)][:shown]
     fig = plt.figure(figsize=(10, 3.4 + 1.25 * len(pairs)))
-    grid = fig.add_gridspec(1 + len(pairs), 1, height_ratios=[3.0] + [1.0] * len(pairs), hspace=0.55)
+    grid = fig.add_gridspec(1 + len(pairs), 1, height_ratios=[3.0] + [1.0] * len(pairs), hspace=0.7)
     ax = fig.add_subplot(grid[0])
     for r, marker in zip(results, "ovsd^", strict=False):
         t = [p["t"] for p in r["pairs"]]
@@ -97,7 +97,7 @@ def write(results: list[dict[str, Any]], out: Path, shown: int = 6) -> Path:
         strip = torch.cat([torch.cat(list(src[:k]), dim=-1), torch.cat(list(dst[:k]), dim=-1)], dim=-2)
         img = strip.permute(1, 2, 0).numpy()
         axi = fig.add_subplot(grid[1 + i])
-        axi.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+        axi.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         axi.set_axis_off()
         axi.set_title(f"{a} -> {b} at scale {results[0]['scale']:g}: sources (top), outputs (bottom)", fontsize=8)
     return save(fig, out / "figures" / "transmute.png")

@@ -136,8 +136,11 @@ def figure(source: Any, samples: dict[str, Tensor], path: Any, title: str, tag: 
     if "_classes" not in tag:
         images.category_figure(source, samples, path, title)
         return
+    import numpy as np
+
     from taxodiff.report import figures
 
-    h = source.hierarchy
-    leaf = samples["leaf"].numpy()
-    figures.category_grid(samples["images"].numpy(), leaf, h.leaf_names, path, title, per_category=16)
+    names = source.hierarchy.leaf_names
+    asked = sorted(set(samples["leaf"].tolist()))  # panels for the classes asked only
+    panel = np.searchsorted(asked, samples["leaf"].numpy())
+    figures.category_grid(samples["images"].numpy(), panel, [names[i] for i in asked], path, title, per_category=16)
