@@ -89,6 +89,23 @@ def _sample(sub: argparse._SubParsersAction, model: str | None = None) -> None:
         _key_flags(sp, "sample", None if model is None else _only(model, sample=True))
 
 
+def _branches(sub: argparse._SubParsersAction) -> None:
+    """``branches``: branch discovery alone, repeated over seeds."""
+    br = sub.add_parser("branches", help="discover branch points: when classes merge under forward diffusion")
+    _common(br)
+    br.add_argument("--out", type=Path, default=Path("runs/branches"))
+    br.add_argument("--per-class", type=_positive, default=100, help="training images per class (default 100)")
+    br.add_argument("--times", type=_positive, default=1000, help="time grid points in [0, 1] (default 1000)")
+    br.add_argument("--draws", type=_positive, default=1, help="noise draws per time point (default 1)")
+    br.add_argument("--eps", type=_nonneg_float, default=0.005, help="crossing tolerance (default 0.005)")
+    br.add_argument("--smooth", type=_nonneg_float, default=3.0, help="smoothing, in grid steps (default 3)")
+    br.add_argument("--seeds", type=_positive, default=1, help="repeat over seeds; reports clade recurrence")
+    br.add_argument(
+        "--min-length", type=_nonneg_float, default=0.0,
+        help="shortest branch, in units of time: shorter internal branches merge into the one above (default 0)",
+    )  # fmt: skip
+
+
 def _continual(sub: argparse._SubParsersAction) -> None:
     """``add-class`` (extend a branched or labelled run by one class) and ``transmute`` (a branched run)."""
     ac = sub.add_parser("add-class", help="continual learning: extend a branched or labelled run by one class")
@@ -130,20 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train(sub)
     _sample(sub)
 
-    br = sub.add_parser("branches", help="discover branch points: when classes merge under forward diffusion")
-    _common(br)
-    br.add_argument("--out", type=Path, default=Path("runs/branches"))
-    br.add_argument("--per-class", type=_positive, default=100, help="training images per class (default 100)")
-    br.add_argument("--times", type=_positive, default=1000, help="time grid points in [0, 1] (default 1000)")
-    br.add_argument("--draws", type=_positive, default=1, help="noise draws per time point (default 1)")
-    br.add_argument("--eps", type=_nonneg_float, default=0.005, help="crossing tolerance (default 0.005)")
-    br.add_argument("--smooth", type=_nonneg_float, default=3.0, help="smoothing, in grid steps (default 3)")
-    br.add_argument("--seeds", type=_positive, default=1, help="repeat over seeds; reports clade recurrence")
-    br.add_argument(
-        "--min-length", type=_nonneg_float, default=0.0,
-        help="shortest branch, in units of time: shorter internal branches merge into the one above (default 0)",
-    )  # fmt: skip
-
+    _branches(sub)
     _continual(sub)
 
     demo = sub.add_parser("demo", help="train the compared families, sample, evaluate, write a report")

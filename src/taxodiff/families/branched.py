@@ -120,7 +120,7 @@ class Branched(images.ImageScores, Family):
         from taxodiff.branches.report import class_samples
 
         h = self.hierarchy
-        return class_samples(self.source.train_set(), h.num_leaves, self.cfg.net.branch_per_class, self.cfg.seed)
+        return class_samples(self.full_train_set, h.num_leaves, self.cfg.net.branch_per_class, self.cfg.seed)
 
     def discover(self) -> BranchedTree:
         """The branched tree of the training data, on this process's times."""
@@ -158,7 +158,7 @@ class Branched(images.ImageScores, Family):
             if parent.family.name != self.name:
                 raise TaxodiffError(f"parent is a {parent.family.name!r} run: a branched run extends a branched run")
             old: BranchedTree = parent.module.tree
-            new = self.new_class(old)
+            new = self.hierarchy.leaf_names[self.added_leaf]
             near, t = self.join(old, new)
             net = copy.deepcopy(parent.module.net)
             head = net.add_head(like=old.path(near)[-1].head)
@@ -189,18 +189,6 @@ class Branched(images.ImageScores, Family):
             patch=n.patch,
         )
 
-    def new_class(self, old: BranchedTree) -> str:
-        """The one class of this run's class tree that the parent's branched tree lacks."""
-        names = self.hierarchy.leaf_names
-        gone = [c for c in old.classes if c not in names]
-        if gone:
-            raise TaxodiffError(f"the parent run's classes {', '.join(gone)} are missing from this run's class tree")
-        added = [c for c in names if c not in old.classes]
-        if len(added) != 1:
-            have = ", ".join(added) if added else "none"
-            raise TaxodiffError(f"adding to a branched run takes exactly one new class in the class tree, found {have}")
-        return added[0]
-
     def structure(self, module: FamilyModule) -> dict[str, Any]:
         return {"tree": module.tree.to_json()}
 
@@ -212,17 +200,15 @@ class Branched(images.ImageScores, Family):
 
     @cached_property
     def added_leaf(self) -> int:
-        from taxodiff import runs
+        return requests.added_leaf(self)
 
-        ckpt = runs.resolve_checkpoint(self.cfg.parent)
-        state = runs.read_json(ckpt / "state.json")
-        from taxodiff.branches.tree import BranchedTree
-
-        old = BranchedTree.from_json(state["structure"]["tree"])
-        return self.hierarchy.leaf_names.index(self.new_class(old))
+    @cached_property
+    def full_train_set(self) -> Any:
+        """The source's training set, loaded once: for discovery and for training."""
+        return self.source.train_set()
 
     def train_set(self) -> Any:
-        data = self.source.train_set()
+        data = self.full_train_set
         if not self.cfg.parent:
             return data
         import torch

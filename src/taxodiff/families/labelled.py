@@ -67,9 +67,13 @@ class Labelled(Flat):
 
         return F.one_hot(leaf, self.hierarchy.num_leaves).float()
 
-    @cached_property
-    def widths(self) -> tuple[tuple[int, ...], int]:
-        """(U-Net widths, embedding width): the config's, or matched to ``net.match_parameters``."""
+    def widths(self, structure: dict[str, Any] | None, parent: Parent | None) -> tuple[tuple[int, ...], int]:
+        """(U-Net widths, embedding width): the run's saved ones, the parent run's, the config's, or matched to
+        ``net.match_parameters`` (a search of about a second, done once when the run starts)."""
+        if structure is not None:
+            return tuple(structure["channels"]), int(structure["emb_dim"])
+        if parent is not None:
+            return tuple(parent.module.net.cfg.channels), parent.module.net.cfg.emb_dim
         n = self.cfg.net
         if not n.match_parameters:
             return tuple(n.channels), n.emb_dim
@@ -87,11 +91,14 @@ class Labelled(Flat):
         from taxodiff.families.module import FamilyModule
 
         h = self.hierarchy
-        channels, emb_dim = self.widths
+        channels, emb_dim = self.widths(structure, parent)
         net = images.unet(self.cfg, self.source.image_shape()[0], h.num_leaves, channels=channels, emb_dim=emb_dim)
         if parent is not None and structure is None:
             self.inherit(net, parent)
         return FamilyModule(self, {"net": net})
+
+    def structure(self, module: FamilyModule) -> dict[str, Any]:
+        return {"channels": list(module.net.cfg.channels), "emb_dim": module.net.cfg.emb_dim}
 
     def inherit(self, net: Any, parent: Parent) -> None:
         """The parent's weights, each old class's condition column moved to its index in this run's tree."""
@@ -117,21 +124,7 @@ class Labelled(Flat):
 
     @cached_property
     def added_leaf(self) -> int:
-        from taxodiff import api
-
-        _, parent_cfg, _ = api.stored_config(self.cfg.parent)
-        from taxodiff.data import get_source
-
-        old = get_source(parent_cfg.data.source)(parent_cfg).hierarchy.leaf_names
-        names = self.hierarchy.leaf_names
-        gone = [c for c in old if c not in names]
-        added = [c for c in names if c not in old]
-        if gone or len(added) != 1:
-            raise TaxodiffError(
-                f"extending a labelled run takes its class tree plus exactly one class: missing "
-                f"{', '.join(gone) or 'none'}, added {', '.join(added) or 'none'}"
-            )
-        return names.index(added[0])
+        return requests.added_leaf(self)
 
     def train_set(self) -> Any:
         data = self.source.train_set()

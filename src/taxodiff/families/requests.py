@@ -144,3 +144,23 @@ def figure(source: Any, samples: dict[str, Tensor], path: Any, title: str, tag: 
     asked = sorted(set(samples["leaf"].tolist()))  # panels for the classes asked only
     panel = np.searchsorted(asked, samples["leaf"].numpy())
     figures.category_grid(samples["images"].numpy(), panel, [names[i] for i in asked], path, title, per_category=16)
+
+
+def added_leaf(family: Any) -> int:
+    """Continual learning: the index in ``family``'s class tree of the one class it adds to its parent run's
+    tree; refused in one line unless exactly one is added and none is dropped."""
+    from taxodiff import api
+    from taxodiff.data import get_source
+    from taxodiff.errors import TaxodiffError
+
+    _, parent_cfg, _ = api.stored_config(family.cfg.parent)
+    old = get_source(parent_cfg.data.source)(parent_cfg).hierarchy.leaf_names
+    names = family.hierarchy.leaf_names
+    gone = [c for c in old if c not in names]
+    added = [c for c in names if c not in old]
+    if gone or len(added) != 1:
+        raise TaxodiffError(
+            f"extending a {family.name} run takes its class tree plus exactly one class: missing "
+            f"{', '.join(gone) or 'none'}, added {', '.join(added) or 'none'}"
+        )
+    return names.index(added[0])

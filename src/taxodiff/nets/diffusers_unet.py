@@ -22,6 +22,7 @@ class DiffusersUNet(nn.Module):
         from diffusers import UNet2DModel
 
         super().__init__()
+        self.cfg = cfg
         levels = len(cfg.channels)
         time_dim = cfg.channels[0] * 4  # diffusers' time-embedding width
         self.embed = CondEmbedding(cfg.cond_dim, time_dim, time=False)

@@ -38,18 +38,8 @@ TRANSMUTE_SCALES = (1.0, 0.5, 0.25)  # images noised to the branch time, and to 
 
 
 def _cfg(cfg: RunConfig, model: str, seed: int, extra: dict[str, Any] | None = None) -> RunConfig:
-    raw = config.to_dict(cfg) | {"model": model, "seed": seed}
-    raw.pop("net", None), raw.pop("sample", None)  # each family's own sections, from the user's keys below
-    base = config.resolve(raw | {"net": _keys(cfg, "net", model), "sample": _keys(cfg, "sample", model)})
-    return config.with_overrides(base, extra or {})
-
-
-def _keys(cfg: RunConfig, section: str, model: str) -> dict[str, Any]:
-    """The user's values of a section that the family ``model`` has (the others are another family's)."""
-    from taxodiff.families import get_family
-
-    fields = get_family(model).sections[section].__dataclass_fields__
-    return {k: v for k, v in config.to_dict(getattr(cfg, section)).items() if k in fields}
+    """The user's config for another family and seed (keys of the other family are set aside, not lost)."""
+    return config.with_overrides(cfg, {"model": model, "seed": seed, **(extra or {})})
 
 
 def record(job: Job, setting: dict[str, Any], train: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
@@ -142,12 +132,10 @@ def continual(cfg: RunConfig, out: Path, per_class: int, progress: bool) -> dict
     steps = max(1, cfg.train.steps // 2)
     sampling = {"sample.n_per_class": per_class, "sample.request": "classes"}
     runs_dirs = {"branched before": out / "continual" / "branched-before"}
-    bcfg = config.with_overrides(_cfg(cfg, "branched", cfg.seed, sampling), {})
-    bcfg = config.resolve(config.to_dict(bcfg) | {"hierarchy": without})
-    api.train(bcfg, runs_dirs["branched before"], progress=progress)
+    api.train(_cfg(cfg, "branched", cfg.seed, sampling | {"hierarchy": without}), runs_dirs["branched before"],
+              progress=progress)  # fmt: skip
     params = runs.read_json(runs_dirs["branched before"] / "train.json")["parameters"]
-    lcfg = _cfg(cfg, "labelled", cfg.seed, sampling | {"net.match_parameters": params})
-    lcfg = config.resolve(config.to_dict(lcfg) | {"hierarchy": without})
+    lcfg = _cfg(cfg, "labelled", cfg.seed, sampling | {"net.match_parameters": params, "hierarchy": without})
     runs_dirs["labelled before"] = out / "continual" / "labelled-before"
     api.train(lcfg, runs_dirs["labelled before"], progress=progress)
     children = {
