@@ -245,7 +245,8 @@ def evaluate(
     same = path.exists() and runs.samples_settings(path) == _settings(run.cfg)
     samples = runs.load_samples(path) if same else None
     fresh = samples is not None and "step" in samples and int(samples["step"][0]) == run.step
-    if not fresh or run.family.sample_count(run.cfg.sample) != _count(samples):
+    expected = run.family.sample_count(run.cfg.sample)  # None: it depends on the trained model
+    if not fresh or (expected is not None and expected != _count(samples)):
         _, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
     result = {"tag": tag, **run.family.evaluate(run.module, samples, progress)}
     evals["evaluations"][tag] = result

@@ -158,6 +158,13 @@ def _sample(args: argparse.Namespace, command: str) -> int:
     from taxodiff import api
 
     overrides = {k.split(".", 1)[1]: v for k, v in _keys(args).items()}
+    if getattr(args, "alias_command", None):  # ``taxodiff <family> sample``: a run of that family only
+        _, stored, _ = api.stored_config(args.run_dir)
+        if stored.model != args.command:
+            raise TaxodiffError(
+                f"run directory {str(args.run_dir)!r} holds a {stored.model!r} run: `taxodiff {args.command} "
+                f"{command}` takes a {args.command!r} run (or use `taxodiff {command}`)"
+            )
     if command == "sample":
         path, _ = api.sample(args.run_dir, overrides, args.seed, args.device, not args.quiet)
         print(path)

@@ -17,7 +17,15 @@ from taxodiff.errors import TaxodiffError
 
 
 def field_of(key: str) -> tuple[Any, Any] | None:
-    """(type hint, dataclass field) of a dotted config key in any registered family's or source's sections."""
+    """(type hint, dataclass field) of a dotted config key in the first registered family's or source's
+    sections that has it."""
+    found = fields_of(key)
+    return found[0] if found else None
+
+
+def fields_of(key: str) -> list[tuple[Any, Any]]:
+    """(type hint, dataclass field) of a dotted config key in every registered family's or source's sections
+    that has it (families may give one key different rules: sample.request)."""
     from taxodiff.config.schema import RunConfig, TrainConfig
     from taxodiff.data import SOURCES
     from taxodiff.families import FAMILIES
@@ -30,12 +38,13 @@ def field_of(key: str) -> tuple[Any, Any] | None:
         classes = [getattr(s, "section" if section == "data" else "eval_section") for s in SOURCES.all()]
     else:
         classes = [f.sections.get(section, TrainConfig if section == "train" else object) for f in FAMILIES.all()]
-    for cls in classes:
+    out = []
+    for cls in dict.fromkeys(classes):
         if dataclasses.is_dataclass(cls):
             fields = {f.name: f for f in dataclasses.fields(cls)}
             if name in fields:
-                return typing.get_type_hints(cls)[name], fields[name]
-    return None
+                out.append((typing.get_type_hints(cls)[name], fields[name]))
+    return out
 
 
 def value_type(key: str) -> Any:
@@ -45,27 +54,38 @@ def value_type(key: str) -> Any:
     from taxodiff.config.fields import _check
     from taxodiff.config.loader import coerce
 
-    found = field_of(key)
+    found = fields_of(key)
 
     def convert(text: str) -> Any:
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
-        if found is None:
-            return value
-        hint, f = found
-        try:
-            value = coerce(value, hint, key)
-            rule = f.metadata.get("rule")
-            if rule is not None:
-                _check(key, value, rule)
-        except TaxodiffError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+        errors = []
+        for hint, f in found:  # the value of any family that has the key (the run's family checks it again)
+            try:
+                out = coerce(value, hint, key)
+                rule = f.metadata.get("rule")
+                if rule is not None:
+                    _check(key, out, rule)
+                return out
+            except TaxodiffError as e:
+                errors.append(str(e))
+        if errors:
+            raise argparse.ArgumentTypeError(_merged(errors))
         return value
 
     convert.__name__ = key
     return convert
+
+
+def _merged(errors: list[str]) -> str:
+    """One message for a value every family refuses: the allowed values of all of them."""
+    if len(errors) == 1:
+        return errors[0]
+    head, _, _ = errors[0].partition(": allowed")
+    allowed = [e.partition(": allowed ")[2] for e in errors]
+    return f"{head}: allowed " + "; or ".join(dict.fromkeys(a for a in allowed if a))
 
 
 def key_value(text: str) -> tuple[str, Any]:

@@ -24,6 +24,8 @@ FAMILIES: Registry[type[Family]] = Registry(
         "rhm": "taxodiff.families.rhm:RHMDiffusion",
         "branched": "taxodiff.families.branched:Branched",
         "labelled": "taxodiff.families.labelled:Labelled",
+        "treevae": "taxodiff.families.treevae:TreeVAE",
+        "vae": "taxodiff.families.treevae:VAE",
     },
 )
 

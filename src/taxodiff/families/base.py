@@ -8,7 +8,8 @@ A family is bound to a run config. It declares:
 - ``build()``: its networks, in a :class:`taxodiff.families.module.FamilyModule` (checkpoint keys
   ``<network>.<parameter>``); ``structure()``, a JSON record saved with every checkpoint from which ``build``
   makes the same networks again (for families that grow);
-- ``stages()``, ``grow()`` and ``freeze()``: training stages, and what changes at each stage's first step;
+- ``stages()``, ``grow()``, ``freeze()``, ``stage_data()`` and ``at_step()``: training stages, what changes at
+  each stage's first step, what a stage trains on and what changes at every step inside it;
 - ``loss()`` and ``param_groups()``: what the one trainer minimises, and with which learning rates;
 - ``generate()``: samples for a sampling config, every sample drawn from its own random stream;
 - ``evaluate()``: scores of those samples, merged into the run's ``eval.json``.
@@ -35,12 +36,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Stage:
-    """A phase of training: its own step count, learning-rate warm-up and schedule, and fresh optimiser state."""
+    """A phase of training: its own step count, learning-rate warm-up and schedule, batch size, and fresh
+    optimiser state."""
 
     name: str
     steps: int
     warmup: int | None = None  # None: the train section's
     lr_schedule: str | None = None  # None: the train section's
+    batch_size: int | None = None  # None: the train section's
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,14 @@ class Family:
         for p in module.parameters():
             p.requires_grad_(True)
 
+    def stage_data(self, module: FamilyModule, stage: Stage, data: Any) -> Any:
+        """What ``stage`` trains on, given the training set (default: all of it). Called after ``freeze``, at
+        the stage's start and on resume: it must depend only on what the stage does not train."""
+        return data
+
+    def at_step(self, module: FamilyModule, stage: Stage, step: int) -> None:
+        """Before every training step; ``step`` counts from the stage's first (schedules inside a stage)."""
+
     def loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -115,8 +126,8 @@ class Family:
     def sample_tag(self, sc: Any) -> str:
         raise NotImplementedError
 
-    def sample_count(self, sc: Any) -> int:
-        """How many samples a sampling config asks for."""
+    def sample_count(self, sc: Any) -> int | None:
+        """How many samples a sampling config asks for (None: it depends on the trained model)."""
         raise NotImplementedError
 
     def generate(self, module: FamilyModule, sc: Any, seed: int, progress: bool = True) -> dict[str, Tensor]:

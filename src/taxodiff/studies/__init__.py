@@ -33,5 +33,6 @@ STUDIES: Registry[Study] = Registry(
         "rhm-learning": "taxodiff.studies.rhm_learning:STUDY",
         "rhm-phase-transition": "taxodiff.studies.rhm_phase:STUDY",
         "branched": "taxodiff.studies.branched:STUDY",
+        "treevae": "taxodiff.studies.treevae:STUDY",
     },
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from taxodiff.report.pages import mean_sd as _stat
 from taxodiff.report.pages import write_pages
 
 METRICS = (
@@ -19,13 +20,6 @@ METRICS = (
     ("recall", "recall", "{:.3f}"),
     ("pixel_swd", "pixel SWD", "{:.1f}"),
 )
-
-
-def _stat(values: list[float | None], fmt: str) -> str:
-    v = [x for x in values if x is not None]
-    if not v:
-        return "-"
-    return fmt.format(np.mean(v)) + (f" ± {fmt.format(np.std(v, ddof=1))}" if len(v) > 1 else "")
 
 
 def comparison_table(rows: list[dict[str, Any]], request: str, metrics: tuple) -> tuple[list[str], list[list[str]]]:

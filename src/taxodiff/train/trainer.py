@@ -65,6 +65,7 @@ class Trainer:
         self.opt: Any = None
         self.ema: Any = None
         self.ema_names: list[str] = []
+        self.stage_data: Dataset = data
 
     @property
     def is_main(self) -> bool:
@@ -83,6 +84,7 @@ class Trainer:
                 self.family.grow(self.raw, stage)
             self.raw.to(self.acc.device)
         self.family.freeze(self.raw, stage)
+        self.stage_data = self.family.stage_data(self.raw, stage, self.data)
         groups = [g for g in self.raw.param_groups() if any(p.requires_grad for p in g["params"])]
         for g in groups:
             g["params"] = [p for p in g["params"] if p.requires_grad]
@@ -106,6 +108,11 @@ class Trainer:
             if name in old:
                 shadow.data.copy_(old[name].to(shadow.device))
         self.ema.optimization_step = self.step
+
+    @property
+    def batch_size(self) -> int:
+        """The global batch of the current stage."""
+        return self.stages[self.stage_index].batch_size or self.cfg.batch_size
 
     def lr(self, step: int) -> float:
         k = self.stage_at(step)
@@ -174,7 +181,7 @@ class Trainer:
                 self.enter(k, fresh=self.step == self.starts[k])
             self.model.train()
             logs = self.train_step()
-            window_n += self.cfg.batch_size
+            window_n += self.batch_size
             self.step += 1
             bar.update(1)
             if self.step % self.cfg.log_every == 0 or self.step == self.total:
@@ -210,10 +217,12 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
+        k = self.stage_index
+        self.family.at_step(self.raw, self.stages[k], self.step - self.starts[k])
         idx = batch_indices(
-            len(self.data), self.step, cfg.batch_size, self.seed, self.acc.process_index, self.acc.num_processes
+            len(self.stage_data), self.step, self.batch_size, self.seed, self.acc.process_index, self.acc.num_processes
         )
-        batch = {k: v.to(self.acc.device) for k, v in self.data.batch(idx).items()}
+        batch = {name: v.to(self.acc.device) for name, v in self.stage_data.batch(idx).items()}
         noise = Noise.from_seed(self.seed, "noise", self.step, self.acc.process_index)
         f = self.lr(self.step)
         for group, base in zip(self.opt.param_groups, self.base_lrs, strict=True):

@@ -34,6 +34,7 @@ class ShapesData:
     scale_max: float = positive(0.95)
     brightness_min: float = unit(0.35)  # style: HSV value range of the figure's colour
     brightness_max: float = unit(0.85)
+    saturation: float = unit(0.8)  # style: HSV saturation of the figure's colour (0: grey figures, hue unseen)
     background: float = unit(1.0)  # grey level of the background in [0, 1]
 
 
@@ -78,6 +79,7 @@ class Shapes(DataSource):
             max_offset=d.max_offset,
             scale=(d.scale_min, d.scale_max),
             brightness=(d.brightness_min, d.brightness_max),
+            saturation=d.saturation,
             background=d.background,
         )
 
