@@ -163,3 +163,19 @@ def test_a_child_run_uses_its_frozen_parent(tmp_path):
         api.load(tmp_path / "child")
     with pytest.raises(TaxodiffError, match="changed since this run was trained on it"):  # nor trains on it
         api.train(_cfg("toy-child", parent=str(tmp_path / "parent"), **{"train.steps": 8}), tmp_path / "child")
+
+
+def test_a_frozen_batch_norm_keeps_its_running_statistics() -> None:
+    from taxodiff.train.trainer import frozen_statistics
+
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)
+    )
+    for p in net[1].parameters():
+        p.requires_grad_(False)
+    net.train()
+    frozen_statistics(net)
+    assert not net[1].training and net[3].training
+    before = net[1].running_mean.clone()
+    net(torch.randn(8, 3) + 5)
+    assert torch.equal(net[1].running_mean, before) and not torch.equal(net[3].running_mean, torch.zeros(4))

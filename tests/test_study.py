@@ -105,3 +105,40 @@ def test_study_cli_on_a_tiny_config(tmp_path):
 def test_study_refuses_a_bad_preset():
     p = run("study", "mode-collapse", "--preset", "huge")
     assert p.returncode == 2 and "invalid choice: 'huge'" in p.stderr
+
+
+def _path(points):  # type: ignore[no-untyped-def]
+    return [{"x": x, "kl": kl, "pixel_swd": swd} for x, kl, swd in points]
+
+
+def test_guidance_rules_are_ranked_at_equal_image_quality():
+    from taxodiff.studies.mode_collapse_guiders import kl_at_quality, ranking
+
+    cfg = _path([(0, 0.01, 30), (1, 0.05, 40), (3, 0.10, 60), (7, 0.20, 100)])
+    gentle = _path([(0, 0.01, 30), (1, 0.02, 35), (3, 0.03, 40), (7, 0.04, 45)])  # never as degraded as cfg
+    noisy = _path([(0, 0.01, 30), (1, 0.06, 80), (3, 0.30, 120), (7, 0.50, 200)])  # worse images, worse weights
+    assert kl_at_quality(cfg, 40) == (pytest.approx(0.05), True)
+    assert kl_at_quality(noisy, 55) == (pytest.approx(0.035), True)  # halfway from 30 to 80
+    assert kl_at_quality(gentle, 60) == (
+        pytest.approx(0.04),
+        False,
+    )  # beyond its strongest setting: that setting, flagged
+    ranked = ranking({"cfg": cfg, "gentle": gentle, "noisy": noisy})
+    assert [r["rule"] for r in ranked] == ["gentle", "noisy", "cfg"] and not ranked[0]["reached"]
+    assert ranked[2]["score"] == pytest.approx((0.05 + 0.10 + 0.20) / 3)  # cfg at its own levels
+    # a non-monotone path is read along its running maximum of pixel SWD
+    bumpy = _path([(0, 0.01, 30), (1, 0.05, 50), (3, 0.07, 45), (7, 0.2, 90)])
+    assert kl_at_quality(bumpy, 70) == (pytest.approx(0.135), True)
+
+
+def test_the_guiders_preset_sweeps_every_rule_for_every_network():
+    p = PRESETS["guiders"]
+    assert [c.name for c in p.cells(config.load(TINY))] == ["reference"] and p.seeds >= 3
+    flat, two_stage = get_family("flat"), get_family("hierarchical")
+    hier = p.settings("reference", two_stage.guidance_knobs, False, 25)
+    assert len(set(hier)) == len(hier)
+    decoder = {s.method for s in hier if s.knob is None}
+    prior = {s.method for s in hier if s.knob == "prior_guidance"}
+    assert decoder == {"cfg", *p.methods}
+    assert prior == decoder - {"fdg", "cads"}  # FDG needs images; CADS would anneal the decoder's condition too
+    assert {s.method for s in p.settings("reference", flat.guidance_knobs, True, 25)} == decoder

@@ -93,6 +93,34 @@ def test_elbo_terms_of_a_two_leaf_tree_by_hand() -> None:
     assert torch.allclose(terms["kl_routers"], kl_router, atol=1e-5)
 
 
+def test_a_split_trains_on_its_share_of_the_full_trees_elbo() -> None:
+    """Below the root, every image's terms are weighted by its probability of reaching the split node (node 4
+    of the grown tree is reached through node 1, a one-child link: with the root's left probability)."""
+    net = _net(_grown())
+    x = torch.rand(6, 1, 2, 3, generator=torch.Generator().manual_seed(4))
+    terms = net.loss_terms(x, Noise.from_seed(3, "s"), start=4)
+    p = net.run(x, Noise.from_seed(3, "s"), 4)
+    reach = net.route_q(net.features(x), 0)
+    rec = sum(p.prob[leaf] * elbo.reconstruction(net.decoder[str(leaf)](p.z[leaf]), x) for leaf in (5, 6))
+    assert torch.allclose(terms["reconstruction"], reach * rec, atol=1e-5)
+    assert torch.allclose(terms["kl_nodes"], reach * (p.prob[5] * p.kl[5] + p.prob[6] * p.kl[6]), atol=1e-5)
+    assert torch.allclose(terms["kl_routers"], reach * p.router_kl[4], atol=1e-6)
+
+
+def test_kl_weight_follows_the_seeds_annealing() -> None:
+    from taxodiff.families.base import Stage
+    from taxodiff.families.treevae import TreeVAETrain, kl_weight
+
+    t = TreeVAETrain(kl_growth=0.15, kl_final_warmup=0.5)
+    split = Stage("split-2", 301)
+    assert kl_weight(t, split, 0) == 0 and kl_weight(t, split, 150) == pytest.approx(0.075)
+    assert kl_weight(t, split, 300) == pytest.approx(0.15)  # reset at the next phase
+    final = Stage("prune", 601)
+    assert kl_weight(t, final, 150) == pytest.approx(0.5) and kl_weight(t, final, 300) == kl_weight(t, final, 600) == 1
+    fast = TreeVAETrain(kl_growth=1.0, kl_growth_warmup=0.5)
+    assert kl_weight(fast, split, 75) == pytest.approx(0.5) and kl_weight(fast, split, 150) == 1
+
+
 def test_leaf_probabilities_sum_to_one_on_a_grown_and_pruned_tree() -> None:
     net = _net(_grown())
     assert net.tree.leaves() == [2, 5, 6] and net.tree.routers() == [0, 4]
@@ -238,7 +266,7 @@ def test_treevae_study_writes_the_three_methods_and_the_second_stage(tmp_path: P
     for text in ("| TreeVAE |", "| VAE + Ward |", "| Ward on pixels |", "second stage", "coarse request"):
         assert text in report, text
     assert (out / "figures" / "leaf_classes.png").exists()
-    rows = [json.loads(line) for line in (out / "jobs-seed0" / "results.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {(r["model"], r["request"], r["decoder"]) for r in rows} == {
         ("treevae", "tree", "diffusion"), ("treevae", "categories", "diffusion"), ("treevae", "tree", "vae"),
         ("vae", "tree", "vae"),

@@ -31,6 +31,10 @@ def unit(default: Any) -> Any:
     return field(default=default, metadata={"rule": ("unit",)})
 
 
+def within(default: float, lo: float, hi: float) -> Any:
+    return field(default=default, metadata={"rule": ("within", lo, hi)})
+
+
 def choice(default: str, options: tuple[str, ...]) -> Any:
     return field(default=default, metadata={"rule": ("choice", tuple(options))})
 
@@ -62,6 +66,8 @@ def _check(key: str, value: Any, rule: tuple[Any, ...]) -> None:
         raise TaxodiffError(f"{key} = {value!r} is invalid: allowed is a number >= 0")
     if kind == "unit" and not 0 <= value <= 1:
         raise TaxodiffError(f"{key} = {value!r} is invalid: allowed is a number in [0, 1]")
+    if kind == "within" and not rule[1] <= value <= rule[2]:
+        raise TaxodiffError(f"{key} = {value!r} is invalid: allowed is a number in [{rule[1]}, {rule[2]}]")
     if kind == "pair":
         lo, hi = rule[1], rule[2]
         if len(value) != 2 or not lo <= value[0] < value[1] <= hi:

@@ -34,7 +34,10 @@ class Flat(images.ImageScores, Family):
         "--sampler": ("sample.sampler", "ddpm (ancestral, default), ddim or dpmsolver++"),
         "--steps": ("sample.steps", "sampling steps (network evaluations per sample, x2 if guided)"),
         "--guidance": ("sample.guidance", "guidance scale of the image network; 0 = the conditional model"),
-        "--guidance-method": ("sample.guidance_method", "cfg (default), interval (guide mid-noise only), cads"),
+        "--guidance-method": (
+            "sample.guidance_method",
+            "cfg (default), interval, cads, apg, cfg-zero-star, tcfg, fdg, mambo",
+        ),
         "--n-per-category": ("sample.n_per_category", "samples per category"),
     }
 

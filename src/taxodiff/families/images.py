@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taxodiff.config.fields import choice, nonneg, pair, positive, unit
+from taxodiff.config.fields import choice, nonneg, pair, positive, unit, within
 from taxodiff.errors import TaxodiffError
-from taxodiff.processes.choices import BETA_SCHEDULES, GUIDANCE_METHODS, PREDICTIONS, SAMPLERS
+from taxodiff.processes.choices import BETA_SCHEDULES, GUIDANCE_METHODS, GUIDANCE_SPACES, PREDICTIONS, SAMPLERS
 
 if TYPE_CHECKING:
     import torch
@@ -55,11 +55,21 @@ class ImageSample:
     sampler: str = choice("ddpm", SAMPLERS)  # ancestral; measured far better than DDIM / DPM-Solver++ here
     steps: int = positive(25)
     guidance: float = nonneg(0.0)  # guidance scale of the image network; 0 = the plain conditional model
-    guidance_method: str = choice("cfg", GUIDANCE_METHODS)  # cfg, interval (Kynkäänniemi 2024), cads (Sadat 2024)
+    # the rule (taxodiff.processes.guiders): cfg, interval (Kynkäänniemi 2024), cads (Sadat 2024) and diffusers'
+    # apg, cfg-zero-star, tcfg, fdg, mambo; scale 0 is the conditional model under every rule
+    guidance_method: str = choice("cfg", GUIDANCE_METHODS)
     guidance_interval: tuple[float, ...] = pair((0.28, 5.42), 0.0, math.inf)  # "interval": sigma_t in (lo, hi]
     cads_tau: tuple[float, ...] = pair((0.6, 0.9), 0.0, 1.0)  # "cads": condition noise above tau2, clean below tau1
     cads_noise: float = nonneg(0.25)  # "cads": noise scale s on the condition
     cads_psi: float = unit(1.0)  # "cads": mix of the rescaled noised condition
+    guidance_window: tuple[float, ...] = pair((0.0, 1.0), 0.0, 1.0)  # diffusers' rules: (start, stop) share of steps
+    guidance_space: str = choice("auto", GUIDANCE_SPACES)  # the prediction a rule acts on; auto: the rule's own
+    apg_eta: float = nonneg(0.0)  # "apg": weight of the update parallel to the prediction (1 = CFG's; paper: 0)
+    apg_rescale: float = nonneg(0.0)  # "apg": cap r on the update's norm (0: none; the paper tunes it per model)
+    apg_momentum: float = within(-0.5, -1.0, 1.0)  # "apg": momentum of the update (0: none; the paper's is negative)
+    cfg_zero_init: int = nonneg(1)  # "cfg-zero-star": first steps zeroed (the authors: the first 4% of them)
+    fdg_low: float = unit(0.5)  # "fdg": the low band's scale as a share of the high band's (authors: 5 / 10)
+    mambo_alpha: float = nonneg(8.0)  # "mambo": damping strength alpha
     n_per_category: int = positive(256)
     batch_size: int = positive(256)
 
@@ -156,6 +166,14 @@ def guidance_rule(sc: Any, scale: float) -> Guidance:
         cads_tau=(sc.cads_tau[0], sc.cads_tau[1]),
         cads_noise=sc.cads_noise,
         cads_psi=sc.cads_psi,
+        window=(sc.guidance_window[0], sc.guidance_window[1]),
+        space=sc.guidance_space,
+        apg_eta=sc.apg_eta,
+        apg_rescale=sc.apg_rescale,
+        apg_momentum=sc.apg_momentum,
+        zero_init_steps=sc.cfg_zero_init,
+        fdg_low=sc.fdg_low,
+        mambo_alpha=sc.mambo_alpha,
     )
 
 
@@ -174,7 +192,9 @@ def guided_sample(
     """Samples of shape ``shape`` from a conditional network under the config's guidance rule at ``scale``."""
     from taxodiff.processes.guidance import guided
 
-    denoiser = guided(net, cond, guidance_rule(sc, scale), process.alphas_cumprod, noise)
+    calls = steps if sampler != "ddpm" else len(process.timesteps(steps, process.T)) - 1
+    rule = guidance_rule(sc, scale)
+    denoiser = guided(net, cond, rule, process.alphas_cumprod, noise, process.cfg.prediction, calls)
     x = process.prior(shape, noise, cond.device)
     return process.sample(denoiser, x, noise, steps=steps, sampler=sampler, progress=progress)
 
@@ -190,7 +210,17 @@ def sample_tag(sc: Any, knobs: dict[str, str]) -> str:
     elif sc.guidance_method == "cads":
         tag += f"_cads{sc.cads_noise:g}_{sc.cads_tau[0]:g}-{sc.cads_tau[1]:g}"
         tag += f"_psi{sc.cads_psi:g}" if sc.cads_psi != 1 else ""
-    return tag
+    else:
+        tag += {
+            "apg": f"_apg{sc.apg_eta:g}_r{sc.apg_rescale:g}_m{sc.apg_momentum:g}",
+            "cfg-zero-star": f"_zero-star{sc.cfg_zero_init}",
+            "tcfg": "_tcfg",
+            "fdg": f"_fdg{sc.fdg_low:g}",
+            "mambo": f"_mambo{sc.mambo_alpha:g}",
+        }.get(sc.guidance_method, "")
+    if tuple(sc.guidance_window) != (0.0, 1.0):
+        tag += f"_window{sc.guidance_window[0]:g}-{sc.guidance_window[1]:g}"
+    return tag + (f"_{sc.guidance_space}" if sc.guidance_space != "auto" else "")
 
 
 def requests(num_categories: int, n_per_category: int) -> tuple[torch.Tensor, list[tuple[str | int, ...]]]:

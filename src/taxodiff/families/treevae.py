@@ -5,20 +5,22 @@ checkpoint):
 
 - ``tree``: the root alone (a one-node VAE: encoder, ladder, root latent, one decoder);
 - ``split-k``: the leaf holding the most training images (those it receives with probability at least
-  min(1/leaves, 0.5)) gets two children; only the new subtree trains, on the images that leaf holds (the
-  trainer draws batches with replacement when they are fewer than a batch, so small leaves split too); a leaf
-  at ``net.max_depth`` or holding fewer than ``net.min_split`` images is never chosen, and when no leaf can
-  be split the phase fine-tunes the whole tree instead. The new routers start from 2-means of the leaf's
-  bottom-up features (:func:`taxodiff.treevae.growth.start_split`). ``split-1`` splits the root: the seed
-  starts from a root with two leaves trained together, whose routers here sent every image one way
-  (digits, first seed: the root's split emptied by pruning);
+  min(1/leaves, 0.5)) gets two children; only the new subtree trains (``net.joint_root_split``: the root's
+  split trains everything, as the seed's initial tree does), on the images that leaf holds, each weighted by
+  its probability of reaching the leaf (the trainer draws batches with replacement when they are fewer than a
+  batch, so small leaves split too); a leaf at ``net.max_depth`` or holding fewer than ``net.min_split``
+  images is never chosen, and when no leaf can be split the phase fine-tunes the whole tree instead. The new
+  routers start from 2-means of the leaf's bottom-up features (:func:`taxodiff.treevae.growth.start_split`).
+  ``split-1`` splits the root: the seed starts from a root with two leaves trained together, whose routers
+  here sent every image one way (digits, first seed: the root's split emptied by pruning);
 - ``finetune-k`` every ``train.finetune_every`` splits: the whole tree;
 - ``prune``: leaves holding less than ``net.prune_share`` of the images are removed (their sibling receives
   their images), then the whole tree is fine-tuned.
 
-The KL terms' weight rises from 0 to 1 over ``train.kl_warmup`` steps at the start of every phase. Labels
-are never read in training. The ``vae`` family is the same encoder, ladder and decoder on one node, trained
-for as many steps: the baseline whose latents Ward clusters.
+The KL terms' weight is the seed's annealing, reset at every phase: it rises linearly to ``train.kl_growth``
+(0.15) over each growth phase, and to 1 over the first half of the final one (:func:`kl_weight`). Labels are
+never read in training. The ``vae`` family is the same encoder, ladder and decoder on one node, trained
+through the same phases without growing: the baseline whose latents Ward clusters.
 
 Sampling: ``tree`` (from the root, routed by the generative routers), ``node`` (under ``sample.node``: the
 path to it drawn from the priors, then routed inside its subtree), ``leaves`` (``n_per_leaf`` from every
@@ -56,6 +58,9 @@ class TreeVAENet(images.ImageNet):  # the U-Net fields: the second stage's denoi
     vae_hidden: int = positive(256)  # encoder output and bottom-up width
     vae_latent: int = positive(8)  # latent dimensions of every node
     vae_channels: tuple[int, ...] = (32, 64)  # conv: the two convolutions' widths
+    joint_root_split: bool = False  # the root's split trains the whole tree, encoder included (as the seed's
+    # initial tree does); later splits train their new subtree only
+    vae_batch_norm: bool = False  # batch normalisation after every hidden layer (the seed's networks have it)
     leaves: int = positive(10)  # leaf budget: growth stops there
     max_depth: int = positive(6)  # no leaf deeper than this is split
     min_split: int = positive(16)  # a leaf holding fewer training images is not split
@@ -73,7 +78,13 @@ class TreeVAETrain(TrainConfig):
     finetune_steps: int = positive(300)
     finetune_every: int = positive(3)  # a whole-tree phase after this many splits
     final_steps: int = positive(600)  # after pruning
-    kl_warmup: int = nonneg(200)  # steps of every phase over which the KL weight rises from 0 to 1
+    # The KL terms' weight (the seed's annealing, reset at every phase): in the growth phases (tree, splits,
+    # fine-tunes) it rises linearly from 0 to kl_growth over the phase's first kl_growth_warmup share (the
+    # seed: 0.001 per epoch over 150 epochs, so 0.15 at the end); in the final phase (after pruning) from 0 to
+    # 1 over its first kl_final_warmup share, then stays at 1, so the model ends on its ELBO.
+    kl_growth: float = unit(0.15)
+    kl_growth_warmup: float = unit(1.0)
+    kl_final_warmup: float = unit(0.5)
     # the second stage (0: none): a DDPM refining the leaf decoders' images, trained with the tree frozen
     diffusion_steps: int = nonneg(0)
     diffusion_batch: int = positive(64)
@@ -107,6 +118,7 @@ class TreeVAE(Family):
     baseline: ClassVar[str | None] = "vae"
     compare: ClassVar[bool] = False
     cli_alias: ClassVar[bool] = True
+    grows: ClassVar[bool] = True  # splits and prunes in its phases (the plain VAE goes through them unchanged)
     flags: ClassVar[dict[str, tuple[str, str]]] = {
         "--request": ("sample.request", "categories (default), tree, node (with --node) or leaves"),
         "--node": ("sample.node", "request node: the learned node to sample under"),
@@ -156,6 +168,7 @@ class TreeVAE(Family):
             latent=n.vae_latent,
             channels=tuple(n.vae_channels),
             max_depth=n.max_depth,
+            batch_norm=n.vae_batch_norm,
         )
         module = FamilyModule(self, {"vae": TreeVAENet(cfg, tree)})
         object.__setattr__(module, "kl_weight", 1.0)
@@ -211,7 +224,7 @@ class TreeVAE(Family):
 
         net, data = module.vae, self.full_train_set
         net.tree.growing = None
-        if stage.name.startswith("split-"):
+        if stage.name.startswith("split-") and self.grows:
             leaf = growth.leaf_to_split(net, data, self.cfg.net.max_depth, self.cfg.net.min_split)
             if leaf is not None:
                 net.tree.split(leaf)
@@ -219,7 +232,7 @@ class TreeVAE(Family):
                 net.sync()
                 n_leaves = len(net.tree.leaves()) - 1
                 growth.start_split(net, data, leaf, n_leaves, seeds.derive(self.cfg.seed, "split", stage.name))
-        elif stage.name == "prune":
+        elif stage.name == "prune" and self.grows:
             for leaf in growth.leaves_to_prune(net, data, self.cfg.net.prune_share):
                 net.tree.prune(leaf)
         elif stage.name == "diffusion":
@@ -230,7 +243,7 @@ class TreeVAE(Family):
         net = module.vae
         s = net.tree.growing
         prefixes = None
-        if s is not None:
+        if s is not None and not (s == net.tree.root and self.cfg.net.joint_root_split):
             prefixes = [f"vae.router_q.{s}.", f"vae.router_p.{s}."]
             prefixes += [f"vae.{p}" for i in net.tree.order(s)[1:] for p in net.node_modules(i)]
         if stage.name == "diffusion":
@@ -247,8 +260,7 @@ class TreeVAE(Family):
         return data.subset(growth.held(module.vae, data, s, len(module.vae.tree.leaves()) - 1))
 
     def at_step(self, module: FamilyModule, stage: Stage, step: int) -> None:
-        w = self.cfg.train.kl_warmup
-        object.__setattr__(module, "kl_weight", 1.0 if w == 0 else min(1.0, step / w))
+        object.__setattr__(module, "kl_weight", kl_weight(self.cfg.train, stage, step))
         object.__setattr__(module, "stage", stage.name)
 
     def loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
@@ -388,13 +400,17 @@ class TreeVAE(Family):
 
     # -- after sampling -----------------------------------------------------------------------------------
     def save_figures(self, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
-        """The samples by learned leaf, and the learned tree (tree.json and figures/tree.png)."""
+        """The samples by learned leaf (by asked category for the coarse request), and the learned tree
+        (tree.json and figures/tree.png)."""
         from taxodiff import api, runs
         from taxodiff.treevae import report
 
         module = api.load(run_dir).module
         figs = run_dir / "figures"
-        report.leaf_grid(samples, module.vae.tree, figs / f"samples_{tag}.png", f"{self.name}, {tag}")
+        if "z2" in samples:  # the coarse request: the samples by asked category
+            images.category_figure(self.source, samples, figs / f"samples_{tag}.png", f"{self.name}, {tag}")
+        else:
+            report.leaf_grid(samples, module.vae.tree, figs / f"samples_{tag}.png", f"{self.name}, {tag}")
         runs.write_json(run_dir / "tree.json", module.vae.tree.to_json())
         report.tree_figure(module, self.held_out, self.hierarchy, figs / "tree.png")
 
@@ -425,18 +441,25 @@ class TreeVAE(Family):
         return describe(result)
 
 
+def kl_weight(t: TreeVAETrain, stage: Stage, step: int) -> float:
+    """The KL terms' weight at ``step`` of ``stage`` (see TreeVAETrain)."""
+    final = stage.name == "prune"
+    top, share = (1.0, t.kl_final_warmup) if final else (t.kl_growth, t.kl_growth_warmup)
+    ramp = share * (stage.steps - 1)
+    return top if ramp <= 0 else top * min(1.0, step / ramp)
+
+
 class VAE(TreeVAE):
-    """The plain VAE: TreeVAE's encoder, ladder and decoder on a single node, trained for as many steps (with
+    """The plain VAE: TreeVAE's encoder, ladder and decoder on a single node, trained through the same phases
+    (steps, batch, learning-rate restarts and KL weights) without growing, on all the data in every phase (with
     ``train.diffusion_steps``, the same second stage on its one decoder: DiffuseVAE)."""
 
     name: ClassVar[str] = "vae"
-    summary: ClassVar[str] = "TreeVAE's networks on one node, as many steps: the baseline Ward clusters"
+    summary: ClassVar[str] = "TreeVAE's networks on one node, the same phases: the baseline Ward clusters"
     baseline: ClassVar[str | None] = None
     cli_alias: ClassVar[bool] = False
+    grows: ClassVar[bool] = False
 
     @classmethod
     def check(cls, cfg: Any) -> None:
         TreeVAE.check(cfg)
-
-    def vae_stages(self) -> list[Stage]:
-        return [Stage("train", sum(s.steps for s in TreeVAE.vae_stages(self)))]

@@ -18,6 +18,7 @@ images against the same reference (what a perfect generator would score).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,25 +90,48 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int, repeat
     return total / repeats
 
 
-def swd(images: torch.Tensor, reference: torch.Tensor, settings: SWDSettings | None = None) -> dict[str, object]:
-    """Sliced Wasserstein distance (x 1e3) between two image sets in [-1, 1], per pyramid level and their mean.
-
-    Both sets are cut into the same number of patches: the smaller set decides how many."""
-    s = settings or SWDSettings()
+def normalised_patches(
+    images: torch.Tensor, reference: torch.Tensor, s: SWDSettings, gen: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """Per pyramid level, finest first: (patches of ``images``, patches of ``reference``, the level's width),
+    both normalised by the reference level's per-channel mean and standard deviation; as many images of each
+    set (the smaller set decides), chosen and cut with ``gen`` (lazily: a caller may draw from it between
+    levels)."""
     if images.shape[1:] != reference.shape[1:] or min(len(images), len(reference)) < 1:
-        raise ValueError(f"swd needs two non-empty image sets of one shape, got {tuple(images.shape)}, "
+        raise ValueError(f"pixel distances need two non-empty image sets of one shape, got {tuple(images.shape)}, "
                          f"{tuple(reference.shape)}")  # fmt: skip
-    gen = torch.Generator().manual_seed(s.seed)
     n = min(len(images), len(reference))
     a_img = images[torch.randperm(len(images), generator=gen)[:n]].float()
     b_img = reference[torch.randperm(len(reference), generator=gen)[:n]].float()
-    values, sizes = [], []
     for la, lb in zip(laplacian_pyramid(a_img, s.min_size), laplacian_pyramid(b_img, s.min_size), strict=True):
         pa, pb = patches(la, s.patch, s.per_image, gen), patches(lb, s.patch, s.per_image, gen)
         c = la.shape[1]
         ref = pb.reshape(len(pb), c, -1)
         mean = ref.mean(dim=(0, 2)).repeat_interleave(ref.shape[2])
         std = ref.std(dim=(0, 2)).clamp_min(1e-8).repeat_interleave(ref.shape[2])
-        values.append(1e3 * sliced_wasserstein((pa - mean) / std, (pb - mean) / std, s.directions, s.repeats, gen))
-        sizes.append(int(la.shape[-1]))
+        yield (pa - mean) / std, (pb - mean) / std, int(la.shape[-1])
+
+
+def swd(images: torch.Tensor, reference: torch.Tensor, settings: SWDSettings | None = None) -> dict[str, object]:
+    """Sliced Wasserstein distance (x 1e3) between two image sets in [-1, 1], per pyramid level and their mean.
+
+    Both sets are cut into the same number of patches: the smaller set decides how many."""
+    s = settings or SWDSettings()
+    gen = torch.Generator().manual_seed(s.seed)
+    values, sizes = [], []
+    for pa, pb, width in normalised_patches(images, reference, s, gen):
+        values.append(1e3 * sliced_wasserstein(pa, pb, s.directions, s.repeats, gen))
+        sizes.append(width)
+    n = min(len(images), len(reference))
     return {"swd": sum(values) / len(values), "levels": values, "sizes": sizes, "n_images": n}
+
+
+def patch_frechet(images: torch.Tensor, reference: torch.Tensor, settings: SWDSettings | None = None) -> dict:
+    """Fréchet distance between the same normalised pyramid patches of two image sets, per level and their mean:
+    a Fréchet distance that sees blur and grain (each level's patches as a Gaussian; no network)."""
+    from taxodiff.metrics.frechet import frechet_distance
+
+    s = settings or SWDSettings()
+    levels = list(normalised_patches(images, reference, s, torch.Generator().manual_seed(s.seed)))
+    values = [frechet_distance(pb, pa) for pa, pb, _ in levels]
+    return {"patch_fd": sum(values) / len(values), "levels": values, "sizes": [w for *_, w in levels]}

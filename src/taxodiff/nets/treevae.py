@@ -29,28 +29,38 @@ class TreeVAEConfig:
     latent: int = 8  # latent dimensions of every node
     channels: tuple[int, ...] = (32, 64)  # conv: the two convolutions' widths
     max_depth: int = 6  # bottom-up features exist for depths 0..max_depth
+    batch_norm: bool = False  # batch normalisation after every hidden layer (as the seed's networks)
 
 
-def small_mlp(n_in: int, n_out: int, width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, width), nn.LeakyReLU(0.1), nn.Linear(width, n_out))
+def hidden(n_in: int, n_out: int, norm: bool, conv: tuple[int, int, int] | None = None) -> list[nn.Module]:
+    """A hidden layer: linear (or a convolution: kernel, stride, padding), batch norm if ``norm``, LeakyReLU."""
+    if conv is None:
+        layer: nn.Module = nn.Linear(n_in, n_out, bias=not norm)
+        bn: nn.Module = nn.BatchNorm1d(n_out)
+    else:
+        layer, bn = nn.Conv2d(n_in, n_out, *conv, bias=not norm), nn.BatchNorm2d(n_out)
+    return [layer, bn, nn.LeakyReLU(0.1)] if norm else [layer, nn.LeakyReLU(0.1)]
+
+
+def small_mlp(n_in: int, n_out: int, width: int, norm: bool = False) -> nn.Sequential:
+    return nn.Sequential(*hidden(n_in, width, norm), nn.Linear(width, n_out))
 
 
 class Encoder(nn.Module):
     def __init__(self, cfg: TreeVAEConfig) -> None:
         super().__init__()
         c, h, w = cfg.image_shape
+        bn = cfg.batch_norm
         if cfg.arch == "conv":
             c1, c2 = cfg.channels
             side = (math.ceil(h / 4), math.ceil(w / 4))
             self.body: nn.Module = nn.Sequential(
-                nn.Conv2d(c, c1, 3, 2, 1), nn.LeakyReLU(0.1), nn.Conv2d(c1, c2, 3, 2, 1), nn.LeakyReLU(0.1),
-                nn.Flatten(), nn.Linear(c2 * side[0] * side[1], cfg.hidden), nn.LeakyReLU(0.1),
+                *hidden(c, c1, bn, (3, 2, 1)), *hidden(c1, c2, bn, (3, 2, 1)), nn.Flatten(),
+                *hidden(c2 * side[0] * side[1], cfg.hidden, bn),
             )  # fmt: skip
         else:
-            self.body = nn.Sequential(
-                nn.Flatten(), nn.Linear(c * h * w, 2 * cfg.hidden), nn.LeakyReLU(0.1),
-                nn.Linear(2 * cfg.hidden, cfg.hidden), nn.LeakyReLU(0.1),
-            )  # fmt: skip
+            self.body = nn.Sequential(nn.Flatten(), *hidden(c * h * w, 2 * cfg.hidden, bn),
+                                      *hidden(2 * cfg.hidden, cfg.hidden, bn))  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)
@@ -63,19 +73,19 @@ class Decoder(nn.Module):
         super().__init__()
         self.shape = cfg.image_shape
         c, h, w = cfg.image_shape
+        bn = cfg.batch_norm
         if cfg.arch == "conv":
             c1, c2 = cfg.channels
             self.side = (math.ceil(h / 4), math.ceil(w / 4))
+            up = [nn.ConvTranspose2d(c2, c1, 4, 2, 1, bias=not bn), *([nn.BatchNorm2d(c1)] if bn else [])]
             self.body: nn.Module = nn.Sequential(
-                nn.Linear(cfg.latent, cfg.hidden), nn.LeakyReLU(0.1),
-                nn.Linear(cfg.hidden, c2 * self.side[0] * self.side[1]), nn.LeakyReLU(0.1),
-                nn.Unflatten(1, (c2, *self.side)),
-                nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.LeakyReLU(0.1), nn.ConvTranspose2d(c1, c, 4, 2, 1),
+                *hidden(cfg.latent, cfg.hidden, bn), *hidden(cfg.hidden, c2 * self.side[0] * self.side[1], bn),
+                nn.Unflatten(1, (c2, *self.side)), *up, nn.LeakyReLU(0.1), nn.ConvTranspose2d(c1, c, 4, 2, 1),
             )  # fmt: skip
         else:
             self.body = nn.Sequential(
-                nn.Linear(cfg.latent, cfg.hidden), nn.LeakyReLU(0.1), nn.Linear(cfg.hidden, 2 * cfg.hidden),
-                nn.LeakyReLU(0.1), nn.Linear(2 * cfg.hidden, c * h * w), nn.Unflatten(1, (c, h, w)),
+                *hidden(cfg.latent, cfg.hidden, bn), *hidden(cfg.hidden, 2 * cfg.hidden, bn),
+                nn.Linear(2 * cfg.hidden, c * h * w), nn.Unflatten(1, (c, h, w)),
             )  # fmt: skip
 
     def forward(self, z: Tensor) -> Tensor:
@@ -125,13 +135,13 @@ class TreeVAENet(nn.Module):
         for i in tree.order():
             key = str(i)
             if key not in self.posterior:
-                self.posterior[key] = small_mlp(cfg.hidden, 2 * cfg.latent, width)
+                self.posterior[key] = small_mlp(cfg.hidden, 2 * cfg.latent, width, cfg.batch_norm)
                 if tree.nodes[i].parent is not None:
-                    self.prior[key] = small_mlp(cfg.latent, 2 * cfg.latent, width)
+                    self.prior[key] = small_mlp(cfg.latent, 2 * cfg.latent, width, cfg.batch_norm)
         routers, leaves = {str(i) for i in tree.routers()}, {str(i) for i in tree.leaves()}
         for key in sorted(routers - set(self.router_q), key=int):
-            self.router_q[key] = small_mlp(cfg.hidden, 1, width)
-            self.router_p[key] = small_mlp(cfg.latent, 1, width)
+            self.router_q[key] = small_mlp(cfg.hidden, 1, width, cfg.batch_norm)
+            self.router_p[key] = small_mlp(cfg.latent, 1, width, cfg.batch_norm)
         for key in sorted(leaves - set(self.decoder), key=int):
             self.decoder[key] = Decoder(cfg)
         alive = {str(i) for i in tree.nodes}
@@ -192,7 +202,9 @@ class TreeVAENet(nn.Module):
         return Pass(z, prob, kl, router_kl)
 
     def loss_terms(self, x01: Tensor, noise: Noise, start: int = 0) -> dict[str, Tensor]:
-        """Per-image terms of the negative ELBO of ``start``'s subtree: reconstruction, node KL, router KL."""
+        """Per-image terms of the negative ELBO of ``start``'s subtree: reconstruction, node KL, router KL. Below
+        the root (a split being trained, the rest frozen) every image's terms are weighted by its probability of
+        reaching ``start``, as in the full tree's ELBO."""
         tree, p = self.tree, self.run(x01, noise, start)
         rec = sum(p.prob[leaf] * elbo.reconstruction(self.decoder[str(leaf)](p.z[leaf]), x01)
                   for leaf in tree.subtree_leaves(start))  # fmt: skip
@@ -200,7 +212,12 @@ class TreeVAENet(nn.Module):
         if start == tree.root:
             nodes = nodes + p.kl[start]
         routers = sum((p.prob[i] * k for i, k in p.router_kl.items()), torch.zeros_like(p.prob[start]))
-        return {"reconstruction": rec, "kl_nodes": nodes, "kl_routers": routers}  # type: ignore[dict-item]
+        terms = {"reconstruction": rec, "kl_nodes": nodes, "kl_routers": routers}
+        if start != tree.root:
+            with torch.no_grad():
+                reach = self.node_probs(x01)[start]
+            terms = {k: reach * v for k, v in terms.items()}
+        return terms  # type: ignore[return-value]
 
     def node_probs(self, x01: Tensor, start: int = 0) -> dict[int, Tensor]:
         """Probability of reaching every node of ``start``'s subtree under the inference routers (no sampling)."""

@@ -7,7 +7,9 @@ Classifier-free guidance (Ho & Salimans 2022):
 so w = 0 is exactly the conditional model (one network call, no unconditional pass), and w > 0
 pushes samples towards the condition. The network's ``drop`` mask selects its learned null condition.
 
-Two rules that keep more diversity, each a few lines on top of that and of any scheduler:
+The combination of the two predictions is diffusers' guiders' (:mod:`taxodiff.processes.guiders` lists
+every rule, whose code each is, and the prediction space it acts in). Two rules are ours, on top of any
+combination and any scheduler, because diffusers has neither:
 
 * ``interval`` (Kynkäänniemi et al. 2024): guidance only while the noise level sigma_t =
   sqrt((1 - abar_t) / abar_t) lies in (sigma_lo, sigma_hi]; outside it the plain conditional model
@@ -29,7 +31,7 @@ from torch import Tensor
 
 from taxodiff.noise import Noise
 from taxodiff.processes.base import Denoiser
-from taxodiff.processes.choices import GUIDANCE_METHODS
+from taxodiff.processes.choices import GUIDANCE_METHODS, GUIDANCE_SPACES
 
 METHODS = GUIDANCE_METHODS
 
@@ -46,6 +48,14 @@ class Guidance:
     cads_tau: tuple[float, float] = (0.6, 0.9)  # (tau1, tau2): full condition below tau1, pure noise above tau2
     cads_noise: float = 0.25  # s; the paper suggests 0.025 to 0.25
     cads_psi: float = 1.0  # mix of the rescaled and the raw noised condition
+    window: tuple[float, float] = (0.0, 1.0)  # diffusers' start/stop: the fraction of the steps a rule acts in
+    space: str = "auto"  # the prediction a rule acts on (one of GUIDANCE_SPACES; auto: the rule's own)
+    apg_eta: float = 0.0  # APG: weight of the update's component parallel to the prediction (1: CFG's)
+    apg_rescale: float = 0.0  # APG: cap r on the update's norm (0: none)
+    apg_momentum: float = 0.0  # APG: momentum of the update (0: none; the paper's is negative)
+    zero_init_steps: int = 1  # CFG-Zero*: first steps whose prediction is zero
+    fdg_low: float = 0.5  # FDG: the low band's scale as a share of the high band's
+    mambo_alpha: float = 8.0  # MAMBO-G: damping strength
 
 
 def drop_mask(batch: int, p_uncond: float, noise: Noise, device: torch.device | str = "cpu") -> Tensor | None:
@@ -77,19 +87,29 @@ def guided(
     rule: Guidance | float,
     alphas_cumprod: Tensor | None = None,
     noise: Noise | None = None,
+    prediction: str = "epsilon",
+    steps: int = 1,
 ) -> Denoiser:
-    """Guided denoiser ``(x, net_t) -> output`` for a fixed batch of conditions (B, cond_dim).
+    """Guided denoiser ``(x, net_t) -> output`` for a fixed batch of conditions (B, cond_dim), for one sampling
+    chain of ``steps`` denoiser calls.
 
     ``rule`` is a Guidance or a plain CFG scale. "interval" needs the process' ``alphas_cumprod`` indexed by
-    the network's time (for sigma_t), and "cads" needs it (for T) and the batch's noise for its condition noise.
+    the network's time (for sigma_t), "cads" needs it (for T) and the batch's noise for its condition noise,
+    and a rule acting in another space than the network's ``prediction`` needs it to convert. At scale 0 every
+    rule is the conditional model (one network call; CADS still anneals its condition).
     """
+    from taxodiff.processes.guiders import Combiner, check
+
     g = rule if isinstance(rule, Guidance) else Guidance(scale=float(rule))
     if g.method not in METHODS:
         raise ValueError(f"guidance method {g.method!r} is not one of {', '.join(METHODS)}")
-    if g.method != "cfg" and alphas_cumprod is None:
+    if g.space not in GUIDANCE_SPACES:
+        raise ValueError(f"guidance space {g.space!r} is not one of {', '.join(GUIDANCE_SPACES)}")
+    if g.method in ("interval", "cads") and alphas_cumprod is None:
         raise ValueError(f"guidance method {g.method!r} needs the process' alphas_cumprod")
     if g.method == "cads" and noise is None:
         raise ValueError("guidance method 'cads' needs random streams for its condition noise")
+    combine = Combiner(g, prediction, alphas_cumprod, steps) if g.scale > 0 else None
 
     def condition(t: Tensor) -> Tensor:
         if g.method != "cads":
@@ -97,9 +117,7 @@ def guided(
         tau = t[:1].float().cpu() / len(alphas_cumprod)
         return anneal_condition(cond, cads_gamma(tau, *g.cads_tau).to(cond.device), g.cads_noise, g.cads_psi, noise)
 
-    def active(t: Tensor) -> bool:
-        if g.scale == 0:
-            return False
+    def in_interval(t: Tensor) -> bool:
         if g.method != "interval":
             return True
         ab = float(alphas_cumprod[int(t[0])])
@@ -108,11 +126,16 @@ def guided(
 
     def denoise(x: Tensor, t: Tensor) -> Tensor:
         c = condition(t)
-        if not active(t):
+        if combine is None:
             return net(x, t, c)
+        if not combine.next_step(t):  # outside the rule's window (or its own first steps)
+            return combine(x, t, net(x, t, c), None)
+        if not in_interval(t):
+            return net(x, t, c)
+        check(g.method, tuple(x.shape))
         b = x.shape[0]
         drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x.device)
-        eps_c, eps_u = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, cond]), drop).chunk(2)
-        return eps_c + g.scale * (eps_c - eps_u)
+        out_c, out_u = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, cond]), drop).chunk(2)
+        return combine(x, t, out_c, out_u)
 
     return denoise

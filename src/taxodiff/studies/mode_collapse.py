@@ -72,9 +72,13 @@ class Preset:
     short_fraction: float  # the short-training cell trains this fraction of the reference's steps
     small_data: int  # training-set size of the small-data cell
     imbalance: float  # the major subtype's share in the imbalance cell
+    regimes: bool = True  # the other training regimes (False: the reference cell only)
+    every_family: bool = False  # every rule for every family and guidance knob (False: the baseline's image only)
 
     def cells(self, cfg: RunConfig) -> list[Cell]:
         short = max(1, round(cfg.train.steps * self.short_fraction))
+        if not self.regimes:
+            return [Cell("reference", "the config as given")]
         return [
             Cell("reference", "the config as given"),
             Cell("imbalanced", f"first subtype of each category at {self.imbalance:g}", imbalance=self.imbalance),
@@ -83,16 +87,22 @@ class Preset:
         ]
 
     def settings(self, cell: str, knobs: dict[str, str], baseline: bool, default_steps: int) -> list[Setting]:
-        """Sampling settings of one trained model. At scale 0 the interval rule is plain CFG (not repeated);
-        CADS is not (it anneals the condition even unguided). Other guidance knobs are swept alone."""
+        """Sampling settings of one trained model. At scale 0 every rule but CADS is the conditional model (not
+        repeated); CADS is not (it anneals the condition even unguided). Other guidance knobs are swept alone,
+        with plain CFG (with every rule that acts on vectors, CADS aside, under ``every_family``)."""
+        from taxodiff.processes.guiders import RULES
+
         if cell != "reference":
             return [Setting(0.0), Setting(self.cell_scale)]
         out = [Setting(w) for w in self.scales]
-        if baseline:
+        if baseline or self.every_family:
             out += [Setting(w, method=m) for m in self.methods for w in self.scales if w > 0 or m == "cads"]
+        # CADS is left out of the other knobs: it anneals every network's condition, the unguided one's too
+        vector = [m for m in self.methods if not RULES[m].images_only and m != "cads"]
+        knob_rules = ("cfg", *vector) if self.every_family else ("cfg",)
         for knob in knobs:
             if knob != "guidance":
-                out += [Setting(0.0, knob, w) for w in self.scales if w > 0]
+                out += [Setting(0.0, knob, w, method=m) for m in knob_rules for w in self.scales if w > 0]
         steps = [s for s in self.sampling_steps if s != default_steps]
         out += [Setting(w, steps=s) for s in steps for w in (0.0, self.cell_scale)]
         return out
@@ -112,8 +122,20 @@ QUICK = Preset(
     small_data=500,
     imbalance=0.9,
 )
+# Every guidance rule (processes/guiders.py) for both families, the hierarchical prior included, on the
+# reference regime only, over 3 seeds, at the quick preset's size and budget.
+GUIDERS = replace(
+    QUICK,
+    name="guiders",
+    seeds=3,
+    methods=("interval", "cads", "apg", "cfg-zero-star", "tcfg", "fdg", "mambo"),
+    sampling_steps=(),
+    regimes=False,
+    every_family=True,
+)
 PRESETS: dict[str, Preset] = {
     "quick": QUICK,
+    "guiders": GUIDERS,
     # the study as specified: 3 seeds, the config's own resolution and budget (hours on a CPU; a GPU helps).
     "full": replace(QUICK, name="full", seeds=3, base={}, scales=(0.0, 1.0, 2.0, 3.0, 5.0, 7.0)),
 }
@@ -239,7 +261,11 @@ def _study() -> Any:
     return Study(
         name="mode-collapse",
         help="flat vs hierarchical across guidance, imbalance, data size, training budget, sampling steps",
-        presets={"quick": "~20 min on 2 CPU cores", "full": "3 seeds, the config's budget: hours on a CPU"},
+        presets={
+            "quick": "~20 min on 2 CPU cores",
+            "guiders": "every guidance rule for both families, 3 seeds, reference regime",
+            "full": "3 seeds, the config's budget: hours on a CPU",
+        },
         default_out="runs/study-mode-collapse",
         run=_run,
         under=lambda preset: preset_named(preset).base,

@@ -52,7 +52,8 @@ READING = (
     "held-out data (x 1e3, Karras et al. 2018), beside the training images' own value at the same count: "
     "it sees grain, noise, blur and colour errors that the classifier's features miss. Rules: cfg = "
     "classifier-free guidance, interval = guidance only at middle noise levels (Kynkäänniemi 2024), cads "
-    "= condition-annealed sampling (Sadat 2024)."
+    "= condition-annealed sampling (Sadat 2024); apg, cfg-zero-star, tcfg, fdg and mambo are diffusers' guiders "
+    "(taxodiff.processes.guiders says what each does and in which prediction it acts)."
 )
 COLOURS = ("C0", "C2", "C4", "C1", "C3", "C5", "C6", "C7")
 
@@ -134,6 +135,10 @@ def group_rows(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[s
                 g[f"{m}_ci"] = rs[0].get(f"{m}_ci")
             else:
                 g[f"{m}_ci"] = [float(min(vals)), float(max(vals))]
+                g[f"{m}_sd"] = float(np.std(vals, ddof=1))
+            boots = [r[f"{m}_ci"] for r in rs if r.get(f"{m}_ci")]
+            if boots:  # the seeds' own bootstrap intervals (over samples), averaged bound by bound
+                g[f"{m}_boot"] = [float(np.mean([b[0] for b in boots])), float(np.mean([b[1] for b in boots]))]
         g["categories"] = {
             c: {
                 "subtypes": v["subtypes"],
@@ -347,7 +352,10 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         and g["guidance"] in (0.0, summary["cell_scale"])
         and (g.get(roles.knob or "") or 0) == 0
     ]
-    ref = [g for g in groups if g["cell"] == "reference" and g not in main]
+    from taxodiff.studies import mode_collapse_guiders as guiders
+
+    rules = guiders.blocks(summary)
+    ref = [g for g in groups if g["cell"] == "reference" and g not in main and (not rules or g["method"] == "cfg")]
     b: list[tuple[str, Any]] = [
         ("h1", f"taxodiff study: mode collapse, {roles.base} vs {roles.hier} conditional diffusion"),
         (
@@ -370,6 +378,7 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         ("img", ("figures/precision_recall.png", "precision against recall")),
         ("img", ("figures/proportions.png", "subtype shares, data and models")),
         ("table", _table(summary, ref)),
+        *rules,
         ("h2", "How to read this"),
         ("p", READING),
         ("h2", "Samples (seed " + str(summary["seeds"][0]) + ", reference regime)"),
@@ -418,6 +427,10 @@ def write_report(out: Path, summary: dict[str, Any], rows: list[dict[str, Any]])
     guidance_curves(summary, out / "figures" / "guidance_curves.png")
     precision_recall(summary, out / "figures" / "precision_recall.png")
     regimes_chart(summary, out / "figures" / "regimes.png")
+    from taxodiff.studies import mode_collapse_guiders as guiders
+
+    if any(len(p) > 1 for p in guiders.series(summary).values()):
+        guiders.figure(summary, out / "figures" / "guiders.png")
     steps = summary["config"]["sample"]["steps"]
     top = max(summary["scales"])
     picks = {

@@ -180,6 +180,7 @@ class Trainer:
             if k != self.stage_index:
                 self.enter(k, fresh=self.step == self.starts[k])
             self.model.train()
+            frozen_statistics(self.raw)
             logs = self.train_step()
             window_n += self.batch_size
             self.step += 1
@@ -236,6 +237,14 @@ class Trainer:
         self.opt.step()
         self.ema.step(self.raw.parameters())
         return {k: float(v.detach()) for k, v in losses.items()} | {"lr": self.opt.param_groups[0]["lr"]}
+
+
+def frozen_statistics(module: nn.Module) -> None:
+    """Batch norms whose parameters a stage does not train keep their running statistics (eval mode), so that
+    the frozen part of a network computes the same function throughout the stage."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
 
 
 def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -105,6 +105,8 @@ def start_split(net: Any, data: Any, node: int, n_leaves: int, seed: int, steps:
     if len(rows) < 2:
         return
     device = next(net.parameters()).device
+    was = net.training
+    net.eval()
     with torch.no_grad():
         x = (data.images[rows].to(device) + 1) / 2
         feats = net.feature(net.features(x), node).float()
@@ -113,6 +115,8 @@ def start_split(net: Any, data: Any, node: int, n_leaves: int, seed: int, steps:
     left = torch.as_tensor(km.labels_ == 0, dtype=torch.float32, device=device)
     key = str(node)
     params = [*net.router_q[key].parameters(), *net.router_p[key].parameters()]
+    net.router_q[key].train()  # their batch norms, if any, learn the held images' statistics
+    net.router_p[key].train()
     opt = torch.optim.Adam(params, lr=1e-2)
     for _ in range(steps):
         loss = F.binary_cross_entropy_with_logits(net.router_q[key](feats).squeeze(-1), left)
@@ -120,3 +124,4 @@ def start_split(net: Any, data: Any, node: int, n_leaves: int, seed: int, steps:
         opt.zero_grad()
         loss.backward()
         opt.step()
+    net.train(was)

@@ -7,8 +7,8 @@
   separates the true categories.
 - The generations: the domain classifier's class histogram of every learned leaf's samples (are a leaf's
   generations as pure as its images?), the Fréchet distance of the samples to the held-out images in the
-  classifier's features, and their patch sliced Wasserstein distance in pixels (beside the training images'
-  own), which sees blur that the classifier's features forgive.
+  classifier's features, and in pixels their patch Fréchet and patch sliced Wasserstein distances (beside the
+  training images' own), which see the blur that the classifier's features forgive.
 """
 
 from __future__ import annotations
@@ -91,11 +91,14 @@ def top_split(net: Any, data: Any) -> dict[str, Any]:
 
 def generated(family: Any, module: Any, samples: dict[str, Any], progress: bool) -> dict[str, Any]:
     """The domain classifier's class histogram of every learned leaf's samples, the share of the leaf's
-    majority class (generation purity), and the Fréchet distance to the held-out images."""
+    majority class (generation purity), and three distances to the held-out images: Fréchet in the
+    classifier's features (trained to read the class through blur and noise, so blind to both), and in
+    pixels the patch Fréchet distance and the patch sliced Wasserstein distance (which see blur), each beside
+    the training images' own value (as many images)."""
     from taxodiff.evaluate.classifier import domain_classifier, embed, predict
     from taxodiff.evaluate.images import to_unit
     from taxodiff.metrics.frechet import frechet_distance
-    from taxodiff.metrics.swd import swd
+    from taxodiff.metrics.swd import patch_frechet, swd
 
     net, _ = domain_classifier(family.source, module.device, progress)
     x = to_unit(samples["images"])
@@ -107,13 +110,15 @@ def generated(family: Any, module: Any, samples: dict[str, Any], progress: bool)
     ref = family.held_out.images
     fd = frechet_distance(embed(net, ref).numpy(), embed(net, x).numpy())
     train = family.full_train_set.images
-    rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: len(x)]
+    data = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: len(x)]]
     return {
         "leaf_classes": hist,
         "purity": round(float(purity), 4),
         "frechet": round(fd, 3),
-        "pixel_swd": round(float(swd(x, ref)["swd"]), 2),  # blur shows here more than in classifier features
-        "pixel_swd_data": round(float(swd(train[rows], ref)["swd"]), 2),  # training images, as many
+        "patch_fd": round(float(patch_frechet(x, ref)["patch_fd"]), 4),
+        "patch_fd_data": round(float(patch_frechet(data, ref)["patch_fd"]), 4),
+        "pixel_swd": round(float(swd(x, ref)["swd"]), 2),
+        "pixel_swd_data": round(float(swd(data, ref)["swd"]), 2),
         "n": len(pred),
     }
 
@@ -131,7 +136,8 @@ def describe(r: dict[str, Any]) -> str:
     g = r.get("generated")
     if g:
         line += (
-            f"; samples: leaf purity {g['purity']:.3f}, Fréchet {g['frechet']:.2f}, pixel SWD {g['pixel_swd']:.1f} "
+            f"; samples: leaf purity {g['purity']:.3f}, Fréchet {g['frechet']:.2f}, patch Fréchet "
+            f"{g['patch_fd']:.3f} (data {g['patch_fd_data']:.3f}), pixel SWD {g['pixel_swd']:.1f} "
             f"(data {g['pixel_swd_data']:.1f})"
         )
     return line
