@@ -115,20 +115,35 @@ def test_guidance_rules_are_ranked_at_equal_image_quality():
     from taxodiff.studies.mode_collapse_guiders import kl_at_quality, ranking
 
     cfg = _path([(0, 0.01, 30), (1, 0.05, 40), (3, 0.10, 60), (7, 0.20, 100)])
-    gentle = _path([(0, 0.01, 30), (1, 0.02, 35), (3, 0.03, 40), (7, 0.04, 45)])  # never as degraded as cfg
-    noisy = _path([(0, 0.01, 30), (1, 0.06, 80), (3, 0.30, 120), (7, 0.50, 200)])  # worse images, worse weights
+    weaker = _path([(0, 0.01, 30), (1, 0.03, 35), (3, 0.05, 40), (7, 0.10, 60)])  # on CFG's curve, guides less
+    better = _path([(0, 0.01, 30), (1, 0.02, 40), (3, 0.04, 60), (7, 0.10, 100)])  # below it at equal quality
+    worse = _path([(0, 0.01, 30), (1, 0.06, 80), (3, 0.30, 120), (7, 0.50, 200)])  # above it, beyond its end
     assert kl_at_quality(cfg, 40) == (pytest.approx(0.05), True)
-    assert kl_at_quality(noisy, 55) == (pytest.approx(0.035), True)  # halfway from 30 to 80
-    assert kl_at_quality(gentle, 60) == (
-        pytest.approx(0.04),
-        False,
-    )  # beyond its strongest setting: that setting, flagged
-    ranked = ranking({"cfg": cfg, "gentle": gentle, "noisy": noisy})
-    assert [r["rule"] for r in ranked] == ["gentle", "noisy", "cfg"] and not ranked[0]["reached"]
-    assert ranked[2]["score"] == pytest.approx((0.05 + 0.10 + 0.20) / 3)  # cfg at its own levels
+    assert kl_at_quality(cfg, 50) == (pytest.approx(0.075), True)  # halfway from 40 to 60
+    assert kl_at_quality(cfg, 120) == (pytest.approx(0.20), False)  # beyond CFG's worst: its worst, flagged
+    ranked = {r["rule"]: r for r in ranking({"cfg": cfg, "weaker": weaker, "better": better, "worse": worse})}
+    order = list(ranked)
+    assert order[0] == "better" and set(order[1:3]) == {"cfg", "weaker"} and order[3] == "worse"  # a tie in between
+    assert ranked["cfg"]["score"] == pytest.approx(0.0, abs=1e-6)
+    assert ranked["weaker"]["score"] == pytest.approx(0.0, abs=1e-6)  # guiding less does not win
+    assert ranked["better"]["gaps"] == pytest.approx([-0.03, -0.06, -0.10])
+    assert ranked["worse"]["gaps"] == pytest.approx([0.06 - 0.15, 0.10, 0.30]) and not ranked["worse"]["reached"]
     # a non-monotone path is read along its running maximum of pixel SWD
     bumpy = _path([(0, 0.01, 30), (1, 0.05, 50), (3, 0.07, 45), (7, 0.2, 90)])
     assert kl_at_quality(bumpy, 70) == (pytest.approx(0.135), True)
+
+
+def test_a_ranking_within_the_seeds_spread_is_called_noise():
+    from taxodiff.studies.mode_collapse_guiders import ranking, verdict
+
+    cfg = [{**g, "kl_sd": 0.01} for g in _path([(0, 0.01, 30), (1, 0.012, 40), (3, 0.013, 60)])]
+    close = _path([(0, 0.01, 30), (1, 0.011, 40), (3, 0.012, 60)])
+    ranked = ranking({"cfg": cfg, "close": close})
+    assert "beyond the spread over seeds" in verdict(ranked, cfg)
+    far = _path([(0, 0.01, 30), (1, 0.001, 40), (3, 0.0, 60)])
+    cfg_far = [{**g, "kl_sd": 0.001} for g in cfg]
+    text = verdict(ranking({"cfg": cfg_far, "far": far}), cfg_far)
+    assert text.startswith("Best at equal image quality: far; plain CFG ranks 2 of 2")
 
 
 def test_the_guiders_preset_sweeps_every_rule_for_every_network():

@@ -121,6 +121,19 @@ def test_kl_weight_follows_the_seeds_annealing() -> None:
     assert kl_weight(fast, split, 75) == pytest.approx(0.5) and kl_weight(fast, split, 150) == 1
 
 
+def test_conditioning_augmentation_adds_noise_of_its_std_and_nothing_at_zero() -> None:
+    from taxodiff.treevae.refiner import augment
+
+    guide = torch.zeros(64, 1, 16, 16)
+    noise = Noise.from_seed(0, "aug")
+    assert augment(guide, 0.0, noise) is guide
+    first = noise.randn((2,))  # the stream did not move at std 0
+    assert torch.equal(first, Noise.from_seed(0, "aug").randn((2,)))
+    out = augment(guide, 0.3, Noise.from_seed(1, "aug"))
+    # 16,384 draws: the sample std's standard error is 0.3 / sqrt(2 * 16384) ~ 0.0017; 0.01 is ~6 of them
+    assert out.std().item() == pytest.approx(0.3, abs=0.01) and out.mean().abs().item() < 0.01
+
+
 def test_leaf_probabilities_sum_to_one_on_a_grown_and_pruned_tree() -> None:
     net = _net(_grown())
     assert net.tree.leaves() == [2, 5, 6] and net.tree.routers() == [0, 4]

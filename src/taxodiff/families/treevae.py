@@ -66,6 +66,8 @@ class TreeVAENet(images.ImageNet):  # the U-Net fields: the second stage's denoi
     min_split: int = positive(16)  # a leaf holding fewer training images is not split
     prune_share: float = unit(0.01)  # leaves holding less of the training images are pruned
     condition: str = choice("path", ("path", "leaf"))  # second stage: the U-Net reads the leaf's path, or the leaf
+    guide_noise: float = nonneg(0.0)  # second stage: Gaussian noise of this std added to the leaf decoding it reads
+    # (in [-1, 1] units), in training and sampling alike: conditioning augmentation (Ho et al. 2021's cascades)
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,7 @@ class TreeVAE(Family):
 
         x0 = batch["images"]
         guide, leaf = refiner.training_pairs(module.vae, (x0 + 1) / 2, noise)
+        guide = refiner.augment(guide, self.cfg.net.guide_noise, noise)
         cond = refiner.condition(module.vae.tree, leaf, self.cfg.net.condition, module.refiner.cfg.cond_dim)
         return {"loss": self.process.loss(refiner.denoiser(module.refiner, guide, cond), x0, noise)}
 
@@ -394,6 +397,7 @@ class TreeVAE(Family):
         if not hasattr(module, "refiner"):
             raise TaxodiffError("sample.decoder = 'diffusion' needs a run with a second stage (train.diffusion_steps)")
         cond = refiner.condition(module.vae.tree, leaf, self.cfg.net.condition, module.refiner.cfg.cond_dim)
+        guide = refiner.augment(guide, self.cfg.net.guide_noise, noise)
         x = self.process.prior(tuple(guide.shape), noise, guide.device)
         den = refiner.denoiser(module.refiner, guide, cond)
         return self.process.sample(den, x, noise, steps=sc.steps, sampler=sc.sampler)

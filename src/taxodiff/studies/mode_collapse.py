@@ -263,7 +263,7 @@ def _study() -> Any:
         help="flat vs hierarchical across guidance, imbalance, data size, training budget, sampling steps",
         presets={
             "quick": "~20 min on 2 CPU cores",
-            "guiders": "every guidance rule for both families, 3 seeds, reference regime",
+            "guiders": "every guidance rule for both families, 3 seeds, reference regime (~30 min on 2 CPU cores)",
             "full": "3 seeds, the config's budget: hours on a CPU",
         },
         default_out="runs/study-mode-collapse",

@@ -236,7 +236,7 @@ def findings(
     ref = [g for g in groups if g["cell"] == "reference" and g["steps"] == default_steps]
     if knob:
         for g in sorted(ref, key=lambda g: g.get(knob) or 0):
-            if g["model"] == hier and g["guidance"] == 0 and (g.get(knob) or 0) > 0:
+            if g["model"] == hier and g["method"] == "cfg" and g["guidance"] == 0 and (g.get(knob) or 0) > 0:
                 out.append(
                     f"Guiding the {hier} model's {roles.knob_label} instead ({roles.knob_label} guidance "
                     f"{g[knob]:g}, {roles.main_label} 0): {verdict(g)}; the {roles.knob_label}'s own samples have "

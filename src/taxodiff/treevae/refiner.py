@@ -38,6 +38,14 @@ def training_pairs(net: Any, x01: Tensor, noise: Noise) -> tuple[Tensor, Tensor]
     return net.decode(p.z, leaf) * 2 - 1, leaf
 
 
+def augment(guide: Tensor, std: float, noise: Noise) -> Tensor:
+    """The decoding the DDPM reads, with Gaussian noise of ``std`` added (none at 0: the random streams unchanged).
+    Trained on reconstructions of its own targets, the DDPM learns to copy them; noise on them in training and
+    in sampling alike makes it lean on what it learned of the images, where a generated decoding is worse than
+    a reconstruction."""
+    return guide if std == 0 else guide + std * noise.randn(tuple(guide.shape), guide.device)
+
+
 def denoiser(unet: Any, guide: Tensor, cond: Tensor) -> Any:
     """The U-Net as a denoiser of the process: (x_t, t) -> prediction, with the decoding as extra channels."""
     return lambda x, t: unet(torch.cat([x, guide.to(x.dtype)], dim=1), t, cond)
