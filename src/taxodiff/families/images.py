@@ -192,8 +192,8 @@ def guided_sample(
     """Samples of shape ``shape`` from a conditional network under the config's guidance rule at ``scale``."""
     from taxodiff.processes.guidance import guided
 
-    calls = steps if sampler != "ddpm" else len(process.timesteps(steps, process.T)) - 1
     rule = guidance_rule(sc, scale)
+    calls = process.calls(steps, sampler)
     denoiser = guided(net, cond, rule, process.alphas_cumprod, noise, process.cfg.prediction, calls)
     x = process.prior(shape, noise, cond.device)
     return process.sample(denoiser, x, noise, steps=steps, sampler=sampler, progress=progress)

@@ -204,8 +204,10 @@ class RHMDiffusion(Family):
     def _as_prediction(self, x0: Tensor, xt: Tensor, tn: Tensor) -> Tensor:
         if self.discrete or self.cfg.diffusion.target != "epsilon":
             return x0
+        from taxodiff.processes.predictions import convert
+
         ab = self.process.alphas_cumprod.to(xt.device)[tn][:, None, None]
-        return (xt - ab.sqrt() * x0) / (1 - ab).sqrt()  # the noise that maps x_0 to x_t
+        return convert(x0, xt, ab, "sample", "epsilon")  # the noise that maps x_0 to x_t
 
     def evidence(self, xt: Tensor, tn: Tensor) -> Tensor:
         """Per-leaf log-likelihood of x_t (at network time tn) under each clean token: (B, N, v)."""

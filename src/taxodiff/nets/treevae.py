@@ -113,6 +113,7 @@ class Pass:
     prob: dict[int, Tensor]  # (B,) probability of reaching the node from the pass's start (inference routers)
     kl: dict[int, Tensor]  # (B,) KL of the node's posterior against its prior
     router_kl: dict[int, Tensor]  # (B,) of every router
+    reach: Tensor  # (B,) probability of reaching the start from the root (1 at the root; no gradient)
 
 
 class TreeVAENet(nn.Module):
@@ -199,7 +200,19 @@ class TreeVAENet(nn.Module):
                 p = torch.sigmoid(self.router_p[str(i)](z[i]).float().squeeze(-1))
                 prob[kids[0]], prob[kids[1]] = prob[i] * q, prob[i] * (1 - q)
                 router_kl[i] = elbo.bernoulli_kl(q, p)
-        return Pass(z, prob, kl, router_kl)
+        return Pass(z, prob, kl, router_kl, self.reach(feats, start))
+
+    @torch.no_grad()
+    def reach(self, feats: list[Tensor], node: int) -> Tensor:
+        """(B,) probability of reaching ``node`` from the root under the inference routers."""
+        out = torch.ones(len(feats[0]), device=feats[0].device)
+        path = self.tree.path(node)
+        for parent, child in zip(path[:-1], path[1:], strict=True):
+            kids = self.tree.nodes[parent].children
+            if len(kids) == 2:
+                q = self.route_q(feats, parent)
+                out = out * (q if child == kids[0] else 1 - q)
+        return out
 
     def loss_terms(self, x01: Tensor, noise: Noise, start: int = 0) -> dict[str, Tensor]:
         """Per-image terms of the negative ELBO of ``start``'s subtree: reconstruction, node KL, router KL. Below
@@ -214,9 +227,7 @@ class TreeVAENet(nn.Module):
         routers = sum((p.prob[i] * k for i, k in p.router_kl.items()), torch.zeros_like(p.prob[start]))
         terms = {"reconstruction": rec, "kl_nodes": nodes, "kl_routers": routers}
         if start != tree.root:
-            with torch.no_grad():
-                reach = self.node_probs(x01)[start]
-            terms = {k: reach * v for k, v in terms.items()}
+            terms = {k: p.reach * v for k, v in terms.items()}
         return terms  # type: ignore[return-value]
 
     def node_probs(self, x01: Tensor, start: int = 0) -> dict[int, Tensor]:

@@ -120,6 +120,10 @@ class GaussianProcess:
         sched.set_timesteps(timesteps=[t - 1, s - 1] if s > 0 else [t - 1])
         return sched.step(out.float(), t - 1, x, generator=noise.generator).prev_sample
 
+    def calls(self, steps: int | None, sampler: str = "ddpm") -> int:
+        """How many denoiser calls :meth:`sample` makes over the whole chain (T to 0)."""
+        return len(self.timesteps(steps, self.T)) - 1 if sampler == "ddpm" else (steps or self.T)
+
     @torch.no_grad()
     def sample(
         self,
