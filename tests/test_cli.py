@@ -96,10 +96,23 @@ def test_demo(tmp_path):
         ("hierarchical", 0.0),
         ("hierarchical", 2.0),
     ]
+    assert "kl_sd" not in summary["rows"][0] and summary["rows"][0]["kl_ci"]  # one seed: bootstrap interval
     md = (out / "report.md").read_text()
     assert "| model | guidance | coverage" in md and str(out / "flat") in md
     assert "<table>" in (out / "report.html").read_text()
     assert (out / "figures" / "proportions.png").exists()
+    first = (out / "flat" / "train.json").read_text()
+
+    # a second seed adds runs under seed<k>/ and reuses the first seed's (resumed, not retrained)
+    p = run("demo", "--config", TINY, "--out", out, "--quiet", "--guidance", "2", "--seeds", "2")
+    assert p.returncode == 0, p.stderr
+    assert (out / "flat" / "train.json").read_text() == first and (out / "seed1" / "hierarchical").is_dir()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and len(summary["seed_rows"]) == 8
+    r = summary["rows"][0]
+    kls = [s["kl"] for s in summary["seed_rows"] if (s["model"], s["guidance"]) == ("flat", 0.0)]
+    assert r["kl"] == pytest.approx(sum(kls) / 2) and r["kl_sd"] == pytest.approx(abs(kls[0] - kls[1]) / 2**0.5)
+    assert "mean ± sd over 2 training seeds" in (out / "report.md").read_text()
 
 
 def _config(tmp_path, text):

@@ -10,7 +10,7 @@ from taxodiff import config
 from taxodiff.data import get_source
 from taxodiff.families import get_family
 from taxodiff.studies.mode_collapse import PRESETS, cell_config, imbalanced_spec
-from taxodiff.studies.mode_collapse_report import group_rows, verdict
+from taxodiff.studies.seeds import group_rows, shown, verdict
 from tests.conftest import TINY
 from tests.test_cli import run
 
@@ -65,6 +65,8 @@ def _row(seed, props, kl, ci):  # type: ignore[no-untyped-def]
 def test_group_rows_mean_and_seed_spread_and_verdicts():
     g = group_rows([_row(0, [0.5, 0.5], 0.01, [0.0, 0.03]), _row(1, [0.9, 0.1], 0.30, [0.2, 0.4])], KEYS)[0]
     assert g["kl"] == pytest.approx(0.155) and g["kl_ci"] == [0.01, 0.30]  # min-max over seeds
+    assert g["kl_sd"] == pytest.approx(0.29 / 2**0.5) and g["kl_boot"] == pytest.approx([0.1, 0.215])
+    assert shown(g, "kl") == "0.155 ± 0.205 [0.100, 0.215]"  # mean ± sd over seeds [bootstrap, averaged]
     assert g["categories"]["animal"]["proportions"] == pytest.approx([0.7, 0.3])
     assert verdict(g).startswith("lost modes (cat in animal; in 1 of 2 seeds)")  # 0.1 < 0.25 * 0.5
     one = group_rows([_row(0, [0.7, 0.3], 0.09, [0.05, 0.13])], KEYS)[0]

@@ -64,7 +64,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from taxodiff.studies.demo import run_demo
 
         cfg = _config(args, {"train.steps": args.train_steps, "sample.n_per_category": args.n_per_category})
-        run_demo(cfg, args.out, args.guidance, not args.quiet)
+        run_demo(cfg, args.out, args.guidance, not args.quiet, args.seeds)
         print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; table: {args.out / 'summary.json'}")
         return 0
     if command == "study":

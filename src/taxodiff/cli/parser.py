@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.add_argument("--guidance", type=_nonneg_float, default=3.0, help="the higher guidance scale shown")
+    demo.add_argument("--seeds", type=_positive, default=1, help="training seeds (the config's seed, +1, ...)")
     demo.add_argument("--train-steps", type=value_type("train.steps"), help="override train.steps")
     demo.add_argument("--n-per-category", type=value_type("sample.n_per_category"), help="samples per category")
 

@@ -1,8 +1,9 @@
 """The demo's report: a summary (JSON), Markdown and HTML with figures, made from its evaluations.
 
-Every number in it is read from the evaluations; every sentence of the findings is chosen by comparing
-measured numbers (and their intervals) with stated thresholds. Model names and descriptions come from the
-family registry.
+Every number in it is read from the evaluations; over several training seeds a number is the mean, shown
+with its sd over seeds beside the bootstrap interval over samples (taxodiff.studies.seeds). Every sentence of
+the findings is chosen by comparing measured numbers (and their intervals) with stated thresholds. Model
+names and descriptions come from the family registry.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from typing import Any
 
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
-from taxodiff.metrics.modes import KL_MATCHED as KL_OK
 from taxodiff.report.pages import write_pages
+from taxodiff.studies import seeds
+from taxodiff.studies.seeds import shown
 
 MODE_KEYS = ("coverage", "kl", "entropy", "tv", "off_category")  # each with its bootstrap interval
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
+    """One (family, seed, guidance) evaluation, flattened."""
     img = r["images"]
     o = img["overall"]
     row = {
         "model": r["family"],
+        "seed": r["seed"],
         "guidance": r["guidance"],
         "tag": r["tag"],
         "run_dir": r["run_dir"],
@@ -31,6 +35,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "sampling_steps": r["sample"]["steps"],
         "n": o["n"],
         "entropy_data": o["entropy_data"],
+        "coverage_rel": img["settings"]["coverage_rel"],
         **{k: o[k] for k in MODE_KEYS},
         **{f"{k}_ci": o["ci"][k] for k in MODE_KEYS},
         "categories": {
@@ -50,15 +55,14 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     if "fidelity" in r:
         row["fidelity"], row["fidelity_ci"] = r["fidelity"]["value"], r["fidelity"]["ci"]
         po = r["prior"]["overall"]
-        row["prior"] = {
-            "coverage": po["coverage"],
-            "kl": po["kl"],
-            "kl_ci": po["ci"]["kl"],
-            "entropy": po["entropy"],
-            "tv": po["tv"],
-            "categories": {c: v["proportions"] for c, v in r["prior"]["categories"].items()},
-        }
+        row["prior_kl"], row["prior_kl_ci"] = po["kl"], po["ci"]["kl"]
     return row
+
+
+def _group(g: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    """A (family, guidance) group over seeds, with the settings every seed shares and the first seed's grid."""
+    same = ("sampler", "sampling_steps", "n", "train_steps", "parameters", "grid", "run_dir")
+    return {**g, **{k: first[k] for k in same}}
 
 
 def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, float]) -> dict[str, Any]:
@@ -68,7 +72,10 @@ def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, 
     source = get_source(cfg.data.source)(cfg)
     h = source.hierarchy
     clf = results[0]["classifier"]
-    names = list(dict.fromkeys(r["model"] for r in results))
+    per_seed = [_row(r) for r in results]
+    groups = seeds.group_rows(per_seed, ("model", "guidance"))
+    first = {(r["model"], r["guidance"]): r for r in reversed(per_seed)}  # the first seed's row of each group
+    names = list(dict.fromkeys(r["model"] for r in per_seed))
     return {
         "families": {n: get_family(n).summary for n in names},
         "data": source.describe(),
@@ -83,54 +90,28 @@ def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, 
             "classes": clf["classes"],
         },
         "settings": results[0]["images"]["settings"],
-        "rows": [_row(r) for r in results],
+        "seeds": list(dict.fromkeys(r["seed"] for r in per_seed)),
+        "interval": seeds.interval_note(len({r["seed"] for r in per_seed})),
+        "rows": [_group(g, first[(g["model"], g["guidance"])]) for g in groups],
+        "seed_rows": per_seed,
         "timings_s": timings,
     }
 
 
 # -- findings ---------------------------------------------------------------------------------------------
-def _ci(v: float, ci: list[float], fmt: str = ".3f") -> str:
-    return f"{v:{fmt}} [{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
-
-
 def findings(summary: dict[str, Any]) -> list[str]:
-    """One sentence per row, chosen by the numbers."""
+    """One sentence per (family, guidance), chosen by the numbers (seeds.verdict)."""
     out = []
     for r in summary["rows"]:
-        head = f"{r['model'].capitalize()} model, guidance {r['guidance']:g}:"
-        lost = {
-            c: [
-                s
-                for s, q, p in zip(v["subtypes"], v["proportions"], v["p_data"], strict=True)
-                if q < summary["settings"]["coverage_rel"] * p
-            ]
-            for c, v in r["categories"].items()
-        }
-        lost = {c: s for c, s in lost.items() if s}
-        if lost:
-            what = "; ".join(f"{', '.join(s)} in {c}" for c, s in lost.items())
-            cov = _ci(r["coverage"], r["coverage_ci"], ".2f")
-            text = f"{head} lost modes ({what}); coverage {cov}, KL {_ci(r['kl'], r['kl_ci'])} nats."
-        elif r["kl_ci"][0] > KL_OK:
-            text = (
-                f"{head} generated every subtype but mis-weighted them: KL {_ci(r['kl'], r['kl_ci'])} nats "
-                f"(interval above {KL_OK}), total variation {r['tv']:.3f}."
-            )
-        elif r["kl"] > KL_OK:
-            kl = _ci(r["kl"], r["kl_ci"])
-            text = f"{head} generated every subtype; KL {kl} nats (its interval reaches below {KL_OK})."
-        else:
-            text = (
-                f"{head} did not lose modes: every subtype generated, KL {_ci(r['kl'], r['kl_ci'])} nats, "
-                f"total variation {r['tv']:.3f}."
-            )
-        text += f" Off-category rate {r['off_category']:.3f}."
+        said = seeds.verdict(r)
+        text = f"{r['model'].capitalize()} model, guidance {r['guidance']:g}: {said}."
+        text += "" if "off-category" in said else f" Off-category rate {shown(r, 'off_category')}."
         if "fidelity" in r:
-            fid = _ci(r["fidelity"], r["fidelity_ci"])
-            text += f" Fidelity to the prior's z1 {fid}; the prior alone has KL {r['prior']['kl']:.4f}."
+            prior = shown(r, "prior_kl", ".4f")
+            text += f" Fidelity to the prior's z1 {shown(r, 'fidelity')}; the prior alone has KL {prior}."
         if "pixel_swd" in r:
             text += (
-                f" Pixel quality (patch SWD, lower is better): {r['pixel_swd']:.1f} against the data's own "
+                f" Pixel quality (patch SWD, lower is better): {shown(r, 'pixel_swd', '.1f')} against the data's own "
                 f"{r['pixel_swd_data']:.1f} ({r['pixel_swd'] / r['pixel_swd_data']:.2f}x)."
             )
         out.append(text)
@@ -159,16 +140,16 @@ def _fmt_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             [
                 r["model"],
                 f"{r['guidance']:g}",
-                _ci(r["coverage"], r["coverage_ci"], ".2f"),
-                _ci(r["kl"], r["kl_ci"], ".4f"),
-                _ci(r["entropy"], r["entropy_ci"]),
-                _ci(r["tv"], r["tv_ci"]),
-                _ci(r["off_category"], r["off_category_ci"]),
-                _ci(r["fidelity"], r["fidelity_ci"]) if "fidelity" in r else "n/a",
-                f"{r['prior']['kl']:.4f}" if "prior" in r else "n/a",
+                shown(r, "coverage", ".2f"),
+                shown(r, "kl", ".4f"),
+                shown(r, "entropy"),
+                shown(r, "tv"),
+                shown(r, "off_category"),
+                shown(r, "fidelity"),
+                shown(r, "prior_kl", ".4f"),
                 f"{r['precision']:.3f} / {r['recall']:.3f}" if r.get("precision") is not None else "n/a",
-                f"{r['pixel_swd']:.1f} ({r['pixel_swd_data']:.1f})" if "pixel_swd" in r else "n/a",
-                f"`{r['run_dir']}`",
+                f"{shown(r, 'pixel_swd', '.1f')} ({r['pixel_swd_data']:.1f})" if "pixel_swd" in r else "n/a",
+                ", ".join(f"`{d}`" for d in r["run_dirs"]),
             ]
         )
     return head, body
@@ -205,7 +186,8 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         ),
         ("h2", "Findings"),
         *[("p", f) for f in findings(summary)],
-        ("h2", "Mode metrics (95% bootstrap intervals)"),
+        ("h2", "Mode metrics"),
+        ("p", f"Training seeds {summary['seeds']}: {summary['interval']}."),
         ("table", _fmt_rows(summary)),
         (
             "p",
@@ -229,7 +211,7 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         ("h2", "Subtype proportions"),
         ("img", ("figures/proportions.png", "subtype shares per category, data and models")),
         ("table", _proportion_rows(summary)),
-        ("h2", "Samples (first 32 per category)"),
+        ("h2", f"Samples (seed {summary['seeds'][0]}, first 32 per category)"),
     ]
     for r in rows:
         b.append(("h3", f"{r['model']}, guidance {r['guidance']:g}"))
@@ -240,7 +222,7 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         (
             "p",
             "Run directories: "
-            + ", ".join(f"`{d}`" for d in dict.fromkeys(r["run_dir"] for r in rows))
+            + ", ".join(f"`{d}`" for d in dict.fromkeys(d for r in rows for d in r["run_dirs"]))
             + ". Each holds config.yaml, metrics.jsonl, checkpoints/, samples/, figures/ and eval.json.",
         )
     )

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from taxodiff.metrics.modes import KL_MATCHED as KL_OK
-from taxodiff.studies.mode_collapse_report import Roles, find
+from taxodiff.studies.mode_collapse_report import Roles
+from taxodiff.studies.seeds import band, band_note, find
 
 
 def _series(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -49,9 +50,8 @@ def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
             y = [g[m] for g in gs]
             colour, ls = Roles.of(summary).styles()[name]
             ax.plot(x, y, ls, color=colour, marker="o", label=name)
-            ci = [g.get(f"{m}_ci") for g in gs]
-            if all(c is not None for c in ci):
-                ax.fill_between(x, [c[0] for c in ci], [c[1] for c in ci], color=colour, alpha=0.12)
+            bands = [band(g, m) for g in gs]
+            ax.fill_between(x, [b[0] for b in bands], [b[1] for b in bands], color=colour, alpha=0.12)
         if m == "entropy":
             ax.axhline(summary["groups"][0]["entropy_data"], color="0.5", lw=0.8, ls=":", label="data")
         if m == "coverage":
@@ -59,7 +59,7 @@ def guidance_curves(summary: dict[str, Any], path: Path) -> Path:
         ax.set_xlabel("guidance scale")
         ax.set_title(label, fontsize=10)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Reference cell: metrics against guidance ({summary['interval']} bands)", fontsize=11)
+    fig.suptitle(f"Reference cell: metrics against guidance ({band_note(len(summary['seeds']))})", fontsize=11)
     return save(fig, path)
 
 
@@ -113,7 +113,7 @@ def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
             knob = {roles.knob: 0.0 if model == roles.hier else None} if roles.knob else {}
             g = find(summary["groups"], cell=c, model=model, method="cfg", guidance=w, steps=steps, **knob)
             v = g["kl"] if g else np.nan
-            ci = (g or {}).get("kl_ci") or [v, v]
+            ci = band(g, "kl") if g else (v, v)
             vals.append(v)
             lo.append(max(0.0, v - ci[0]))
             hi.append(max(0.0, ci[1] - v))
@@ -131,5 +131,6 @@ def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(np.arange(len(cells)), [c.replace("_", " ") for c in cells])
     ax.set_ylabel("KL(p_data || p_model), nats")
     ax.legend(fontsize=7)
-    ax.set_title(f"Proportions by training regime (dotted: {KL_OK} nats)", fontsize=10)
+    note = band_note(len(summary["seeds"])).replace("bands", "error bars")
+    ax.set_title(f"Proportions by training regime (dotted: {KL_OK} nats; {note})", fontsize=10)
     return save(fig, path)

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from taxodiff.studies.mode_collapse_report import Roles, find
+from taxodiff.studies.mode_collapse_report import Roles
+from taxodiff.studies.seeds import find, shown
 
 
 def series(summary: dict[str, Any]) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -103,13 +104,10 @@ def verdict(ranked: list[dict[str, Any]], cfg_path: list[dict[str, Any]]) -> str
 
 
 def _stat(g: dict[str, Any], m: str, fmt: str) -> str:
-    if m not in g:
-        return "n/a"
-    text = f"{g[m]:{fmt}}"
-    if f"{m}_sd" in g:
-        text += f" ± {g[f'{m}_sd']:{fmt}}"
-    boot = g.get(f"{m}_boot")
-    return text + (f" [{boot[0]:{fmt}}, {boot[1]:{fmt}}]" if boot and m == "kl" else "")
+    """mean ± sd over seeds; the KL with its bootstrap interval too."""
+    if m == "kl" or m not in g:
+        return shown(g, m, fmt)
+    return f"{g[m]:{fmt}}" + (f" ± {g[f'{m}_sd']:{fmt}}" if f"{m}_sd" in g else "")
 
 
 def table(paths: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:

@@ -1,45 +1,24 @@
 """The mode-collapse study's summary, findings, figures and report, computed from its result rows.
 
 Rows of one group (same cell, model, guidance rule, scales and sampling steps) differ only by seed.
-A group's value is the mean over seeds; its interval is the 95% bootstrap interval when there is one
-seed and the [min, max] over seeds when there are several (said in the report). Every sentence of the
-findings is chosen by comparing those numbers with stated thresholds.
+A group's value is the mean over seeds, shown with the sd over seeds and the bootstrap interval over samples
+(taxodiff.studies.seeds). Every sentence of the findings is chosen by comparing those numbers with stated
+thresholds.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
-from taxodiff.metrics.modes import KL_MATCHED as KL_OK
 from taxodiff.report.pages import write_pages
+from taxodiff.studies.seeds import find, group_rows, interval_note, verdict
+from taxodiff.studies.seeds import shown as _ci
 
-METRICS = (
-    "kl",
-    "coverage",
-    "entropy",
-    "tv",
-    "off_category",
-    "fidelity",
-    "prior_kl",
-    "precision",
-    "recall",
-    "density",
-    "prdc_coverage",
-    "frechet",
-    "vendi",
-    "within_subtype_ratio",
-    "memorisation",
-    "pixel_swd",
-    "pixel_swd_data",
-)
 READING = (
     "Coverage: share of a category's subtypes generated at >= 0.25 x their data share. KL(p_data || "
     "p_model) with 0.5 added to every count. Off-category: samples the domain classifier puts in another "
@@ -114,97 +93,6 @@ def families_of(kind: str) -> dict[str, Any]:
     }
 
 
-def group_rows(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Aggregate seeds: mean and interval per metric, mean subtype proportions, the seeds' run dirs."""
-    by: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by[tuple(r.get(k) for k in keys)].append(r)
-    out = []
-    for key, rs in by.items():
-        g: dict[str, Any] = dict(zip(keys, key, strict=True))
-        g["seeds"] = [r["seed"] for r in rs]
-        g["run_dirs"] = [r["run_dir"] for r in rs]
-        g["tag"] = rs[0]["tag"]
-        g["entropy_data"] = rs[0]["entropy_data"]
-        for m in METRICS:
-            vals = [r[m] for r in rs if r.get(m) is not None]
-            if not vals:
-                continue
-            g[m] = float(np.mean(vals))
-            if len(rs) == 1:
-                g[f"{m}_ci"] = rs[0].get(f"{m}_ci")
-            else:
-                g[f"{m}_ci"] = [float(min(vals)), float(max(vals))]
-                g[f"{m}_sd"] = float(np.std(vals, ddof=1))
-            boots = [r[f"{m}_ci"] for r in rs if r.get(f"{m}_ci")]
-            if boots:  # the seeds' own bootstrap intervals (over samples), averaged bound by bound
-                g[f"{m}_boot"] = [float(np.mean([b[0] for b in boots])), float(np.mean([b[1] for b in boots]))]
-        g["categories"] = {
-            c: {
-                "subtypes": v["subtypes"],
-                "p_data": v["p_data"],
-                "proportions": np.mean([r["categories"][c]["proportions"] for r in rs], axis=0).tolist(),
-                "lost_in_seeds": [
-                    [
-                        s
-                        for s, q, p in zip(v["subtypes"], r["categories"][c]["proportions"], v["p_data"], strict=True)
-                        if q < r["coverage_rel"] * p
-                    ]
-                    for r in rs
-                ],
-            }
-            for c, v in rs[0]["categories"].items()
-        }
-        out.append(g)
-    return out
-
-
-def find(groups: list[dict[str, Any]], **want: Any) -> dict[str, Any] | None:
-    for g in groups:
-        if all(g.get(k) == v for k, v in want.items()):
-            return g
-    return None
-
-
-def _ci(g: dict[str, Any], m: str, fmt: str = ".3f") -> str:
-    if m not in g:
-        return "n/a"
-    ci = g.get(f"{m}_ci")
-    return f"{g[m]:{fmt}}" + (f" [{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else "")
-
-
-def verdict(g: dict[str, Any]) -> str:
-    """Lost modes / mis-weighted / matched, from the group's numbers."""
-    lost: dict[str, set[str]] = {}
-    for c, v in g["categories"].items():
-        for seed_lost in v["lost_in_seeds"]:
-            if seed_lost:
-                lost.setdefault(c, set()).update(seed_lost)
-    n = len(g["seeds"])
-    if lost:
-        seeds_with = sum(any(v["lost_in_seeds"][i] for v in g["categories"].values()) for i in range(n))
-        what = "; ".join(f"{', '.join(sorted(s))} in {c}" for c, s in lost.items())
-        return f"lost modes ({what}; in {seeds_with} of {n} seed{'s' * (n > 1)}), KL {_ci(g, 'kl')}" + _quality(g)
-    lo = (g.get("kl_ci") or [g["kl"]])[0]
-    if lo > KL_OK:
-        text = f"kept every mode but mis-weighted them: KL {_ci(g, 'kl')} (interval above {KL_OK})"
-    elif g["kl"] > KL_OK:
-        text = f"kept every mode; KL {_ci(g, 'kl')} is above {KL_OK} but its interval does not exclude the data's"
-    else:
-        text = f"kept every mode with proportions consistent with the data: KL {_ci(g, 'kl')}"
-    return text + _quality(g)
-
-
-def _quality(g: dict[str, Any]) -> str:
-    """Off-category rate and (where there is one) fidelity when they show failed images, not modes."""
-    bad = []
-    if g.get("off_category", 0) > 0.02:
-        bad.append(f"off-category {_ci(g, 'off_category')}")
-    if g.get("fidelity", 1) < 0.95:
-        bad.append(f"fidelity {_ci(g, 'fidelity')}")
-    return f"; images failed: {', '.join(bad)}" if bad else ""
-
-
 def findings(
     groups: list[dict[str, Any]],
     cells: list[dict[str, str]],
@@ -277,7 +165,7 @@ def summarise(
     return {
         "preset": preset.name,
         "seeds": list(range(cfg.seed, cfg.seed + preset.seeds)),
-        "interval": "bootstrap 95%" if preset.seeds == 1 else f"min-max over {preset.seeds} seeds",
+        "interval": interval_note(preset.seeds),
         "config": config_mod.to_dict(cfg),
         "families": families,
         "data": source.describe(),
