@@ -94,6 +94,8 @@ def test_study_cli_on_a_tiny_config(tmp_path):
     assert all((tmp_path / "study").exists() for r in rows)
     md = (out / "report.md").read_text()
     assert "## Findings" in md and "Reference (the config as given), guidance 0" in md
+    assert "10 sampling steps, guidance 0" in md and "50 sampling steps, guidance 3" in md
+    assert "mean ± sd over 3 training seeds" in md  # the quick preset's default seeds
     for fig in ("regimes", "guidance_curves", "precision_recall", "proportions"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
     summary = json.loads((out / "summary.json").read_text())
@@ -102,6 +104,7 @@ def test_study_cli_on_a_tiny_config(tmp_path):
     p = run("study", "mode-collapse", "--config", TINY, "--out", out, "--quiet", "--device", "cpu")
     assert p.returncode == 0
     assert [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()] == rows
+    assert json.loads((out / "summary.json").read_text())["seconds"] >= summary["seconds"]  # calls summed
 
 
 def test_study_refuses_a_bad_preset():

@@ -11,6 +11,7 @@ training refuses a run directory holding another config. Training resumes from t
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,13 @@ def config_digest(cfg: RunConfig) -> str:
 
 def _row_id(key: dict[str, Any], tag: str, digest: str) -> str:
     return json.dumps({**key, "tag": tag, "config_digest": digest}, sort_keys=True, default=str)
+
+
+def study_seconds(out: Path, t0: float) -> float:
+    """This call's time since ``t0`` plus the earlier calls' (summary.json's): a resumed study's total."""
+    summary = Path(out) / "summary.json"
+    before = runs.read_json(summary).get("seconds", 0.0) if summary.exists() else 0.0
+    return round(before + time.perf_counter() - t0, 1)
 
 
 def run_jobs(jobs: list[Job], out: Path, record: Record, progress: bool = True) -> list[dict[str, Any]]:

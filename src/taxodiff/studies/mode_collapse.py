@@ -26,7 +26,7 @@ from taxodiff import config as config_mod
 from taxodiff import runs
 from taxodiff.config import RunConfig
 from taxodiff.errors import TaxodiffError
-from taxodiff.studies.grid import Job, run_jobs
+from taxodiff.studies.grid import Job, run_jobs, study_seconds
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def run_study(cfg: RunConfig, preset: Preset, out: Path, progress: bool = True) 
     out = Path(out)
     t0 = time.perf_counter()
     rows = run_jobs(jobs(cfg, preset, out), out, record, progress)
-    summary = report.summarise(cfg, preset, preset.cells(cfg), rows, round(time.perf_counter() - t0, 1))
+    summary = report.summarise(cfg, preset, preset.cells(cfg), rows, study_seconds(out, t0))
     runs.write_json(out / "summary.json", summary)
     report.write_report(out, summary, rows)
     return summary

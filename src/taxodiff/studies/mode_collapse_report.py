@@ -138,7 +138,7 @@ def findings(
             parts.append(f"{method} KL {_ci(g, 'kl')}, recall {_ci(g, 'recall')}")
     if len(parts) > 1:
         out.append(f"The {base} model at guidance {top:g} by guidance rule: " + "; ".join(parts) + ".")
-    steps = sorted({g["steps"] for g in ref if g["steps"] != default_steps})
+    steps = sorted({g["steps"] for g in groups if g["cell"] == "reference" and g["steps"] != default_steps})
     for s in steps:
         for w in (0.0, cell_scale):
             f = find(groups, cell="reference", model=base, method="cfg", guidance=w, steps=s)
@@ -254,7 +254,7 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
             f"{summary['data']}; every model gets the same image network, data and steps in every regime. Models: "
             + "; ".join(f"{n}: {t}" for n, t in summary["families"]["summaries"].items())
             + f". Sampling: {cfg['sample']['sampler']}, {steps} steps, {cfg['sample']['n_per_category']} samples per "
-            f"category. Study time {summary['seconds']:.0f} s.",
+            f"category. Study time {summary['seconds']:.0f} s (resumed calls summed).",
         ),
         ("h2", "Regimes at guidance 0 and " + f"{summary['cell_scale']:g}"),
         ("table", _table(summary, main)),

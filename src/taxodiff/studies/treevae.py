@@ -22,7 +22,7 @@ from taxodiff.config import RunConfig
 from taxodiff.report.pages import mean_sd as _stat
 from taxodiff.report.pages import write_pages
 from taxodiff.studies import Study
-from taxodiff.studies.grid import Job, run_jobs
+from taxodiff.studies.grid import Job, run_jobs, study_seconds
 
 PRESETS = {
     "default": "3 seeds at the config's budget (2 CPU cores: digits ~25 min, MNIST subset ~50, shapes ~52)",
@@ -109,8 +109,7 @@ def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, seeds: i
             Job({"seed": s, "model": "vae"}, vcfg, out / f"vae-seed{s}", ({"request": "tree", "decoder": "vae"},)),
         ]
     rows = run_jobs(jobs, out, record, progress)
-    before = runs.read_json(out / "summary.json").get("seconds", 0.0) if (out / "summary.json").exists() else 0.0
-    summary = {"rows": rows, "seconds": before + time.perf_counter() - t0, "table": table(rows)}  # all calls
+    summary = {"rows": rows, "seconds": study_seconds(out, t0), "table": table(rows)}
     runs.write_json(out / "summary.json", summary)
     write_report(out, summary, cfg)
     return summary
