@@ -76,6 +76,7 @@ def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, 
     groups = seeds.group_rows(per_seed, ("model", "guidance"))
     first = {(r["model"], r["guidance"]): r for r in reversed(per_seed)}  # the first seed's row of each group
     names = list(dict.fromkeys(r["model"] for r in per_seed))
+    seed_list = list(dict.fromkeys(r["seed"] for r in per_seed))
     return {
         "families": {n: get_family(n).summary for n in names},
         "data": source.describe(),
@@ -90,8 +91,8 @@ def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, 
             "classes": clf["classes"],
         },
         "settings": results[0]["images"]["settings"],
-        "seeds": list(dict.fromkeys(r["seed"] for r in per_seed)),
-        "interval": seeds.interval_note(len({r["seed"] for r in per_seed})),
+        "seeds": seed_list,
+        "interval": seeds.interval_note(len(seed_list)),
         "rows": [_group(g, first[(g["model"], g["guidance"])]) for g in groups],
         "seed_rows": per_seed,
         "timings_s": timings,

@@ -131,6 +131,6 @@ def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(np.arange(len(cells)), [c.replace("_", " ") for c in cells])
     ax.set_ylabel("KL(p_data || p_model), nats")
     ax.legend(fontsize=7)
-    note = band_note(len(summary["seeds"])).replace("bands", "error bars")
+    note = band_note(len(summary["seeds"]), "error bars")
     ax.set_title(f"Proportions by training regime (dotted: {KL_OK} nats; {note})", fontsize=10)
     return save(fig, path)

@@ -56,8 +56,9 @@ def band(g: dict[str, Any], m: str) -> tuple[float, float]:
     return ci[0], ci[1]
 
 
-def band_note(n_seeds: int) -> str:
-    return "95% bootstrap bands, one seed" if n_seeds == 1 else f"bands: ± 1 sd over {n_seeds} seeds"
+def band_note(n_seeds: int, what: str = "bands") -> str:
+    """What a figure's ``what`` (bands, error bars) show, in words."""
+    return f"95% bootstrap {what}, one seed" if n_seeds == 1 else f"{what}: ± 1 sd over {n_seeds} seeds"
 
 
 def group_rows(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:

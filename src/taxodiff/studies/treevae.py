@@ -130,7 +130,7 @@ def refiner_blocks(out: Path, vae: list[dict[str, Any]], diff: list[dict[str, An
     fd = [v["generated"]["patch_fd"] / d["generated"]["patch_fd"] for v, d in pairs]
     fd_excess = [_excess(v, "patch_fd") / _excess(d, "patch_fd") for v, d in pairs]
     swd_excess = [_excess(v, "pixel_swd") / _excess(d, "pixel_swd") for v, d in pairs]
-    ceiling = [v["generated"]["patch_fd"] / v["generated"]["patch_fd_data"] for v in vae]  # a perfect generator's
+    ceiling = [v["generated"]["patch_fd"] / v["generated"]["patch_fd_data"] for v in vae]  # if it matched the data
     cls = [v["generated"]["frechet"] / d["generated"]["frechet"] for v, d in pairs]
     head = ["decoder", "patch Fréchet distance", "pixel SWD", "Fréchet distance (classifier features)",
             "class purity of each leaf's samples"]  # fmt: skip
