@@ -29,8 +29,9 @@ def commands(out: Path) -> list[list[str]]:
         ["demo", "--config", str(tiny), "--out", str(out / "demo"), *FP32],
         *[
             ["sample", "--run-dir", flat, "--guidance", "3", "--guidance-method", m, "--quiet"]
-            for m in ("interval", "cads", "apg", "cfg-zero-star")
+            for m in ("interval", "cads", "apg", "cfg-zero-star", "tcfg", "fdg", "mambo")
         ],
+        ["sample", "--run-dir", str(out / "demo" / "hierarchical"), "--prior-guidance", "2", "--quiet"],
         ["sample", "--run-dir", flat, "--sampler", "ddim", "--steps", "3", "--guidance", "1", "--quiet"],
         ["sample", "--run-dir", flat, "--sampler", "dpmsolver++", "--steps", "3", "--quiet"],
         ["rhm", "train", "--config", str(rhm), "--run-dir", str(out / "rhm"), *FP32],
