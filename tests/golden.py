@@ -32,7 +32,7 @@ def commands(out: Path) -> list[list[str]]:
             for m in ("interval", "cads", "apg", "cfg-zero-star", "tcfg", "fdg", "mambo")
         ],
         ["sample", "--run-dir", str(out / "demo" / "hierarchical"), "--prior-guidance", "2", "--quiet"],
-        ["sample", "--run-dir", flat, "--sampler", "ddim", "--steps", "3", "--guidance", "1", "--quiet"],
+        ["sample", "--run-dir", flat, "--sampler", "ddim", "--steps", "4", "--guidance", "1", "--quiet"],
         ["sample", "--run-dir", flat, "--sampler", "dpmsolver++", "--steps", "3", "--quiet"],
         ["rhm", "train", "--config", str(rhm), "--run-dir", str(out / "rhm"), *FP32],
         ["rhm", "sample", "--run-dir", str(out / "rhm"), "--quiet"],

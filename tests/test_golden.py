@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 GOLDEN = {
     "branched/samples/ddpm10_g0.safetensors": "80b93fc4cdfde58a",
     "branched/samples/ddpm10_g0_classes-cached3.safetensors": "876756afa89dc320",
-    "demo/flat/samples/ddim3_g1.safetensors": "cfc646d706f96ba0",
+    "demo/flat/samples/ddim4_g1.safetensors": "e672659e3cca89c8",
     "demo/flat/samples/ddpm2_g0.safetensors": "edf3ad0ce6e134cf",
     "demo/flat/samples/ddpm2_g3.safetensors": "f84d909382f19f71",
     "demo/flat/samples/ddpm2_g3_apg0_r0_m-0.5.safetensors": "039832fc73c5d569",
