@@ -18,7 +18,6 @@ def abar_closed_form(t: int, T: int = 1000, b0: float = 1e-4, b1: float = 0.02) 
 def test_schedule_matches_closed_form():
     p = GaussianProcess()
     for t in (1, 10, 500, 1000):
-        assert float(p.alphas_cumprod[t - 1]) == pytest.approx(abar_closed_form(t), rel=1e-5)
         assert float(p.abar(torch.tensor([t]))) == pytest.approx(abar_closed_form(t), rel=1e-5)
     assert float(p.abar(torch.tensor([0]))) == 1.0
 
@@ -83,7 +82,7 @@ def test_samplers_recover_a_point_mass(sampler, prediction):
     m = torch.tensor([0.3, -0.5])
 
     def exact_eps(x, t):
-        ab = p.alphas_cumprod[t].view(-1, 1)
+        ab = p.abar(p.process_time(t)).view(-1, 1)
         eps = (x - ab.sqrt() * m) / (1 - ab).sqrt()
         return eps if prediction == "epsilon" else ab.sqrt() * eps - (1 - ab).sqrt() * m
 
@@ -105,7 +104,7 @@ def test_sampling_is_deterministic_in_generator():
 
 def _point_mass_eps(p: GaussianProcess, m: float):  # type: ignore[no-untyped-def]
     def eps(x: torch.Tensor, tn: torch.Tensor) -> torch.Tensor:
-        ab = p.alphas_cumprod[tn].view(-1, 1)
+        ab = p.abar(p.process_time(tn)).view(-1, 1)
         return (x - ab.sqrt() * m) / (1 - ab).sqrt()
 
     return eps
@@ -151,8 +150,44 @@ def test_per_sample_streams_do_not_depend_on_the_batch():
     torch.testing.assert_close(together, apart, atol=1e-6, rtol=0)
 
 
-def test_ddim_refuses_to_stop_early():
+@pytest.mark.parametrize("sampler", ["ddim", "dpmsolver++"])
+def test_every_sampler_runs_any_segment(sampler):
+    """A chain stopped at t_to holds the forward marginal's mean at t_to (exact predictions of a point mass), and
+    T -> 400 then 400 -> 0 on one grid is the chain T -> 0 (DDIM: to float rounding; DPM-Solver++ restarts its
+    multistep history at 400, a different but exact-in-the-limit solver)."""
+    p, m = GaussianProcess(GaussianConfig(clip_sample=False)), 0.6
+    noise = Noise(torch.Generator().manual_seed(3))
+    x = p.prior((512, 1), noise)
+    ab, ab_T = float(p.abar(torch.tensor(400))), float(p.abar(torch.tensor(1000)))
+    eps = (x - ab_T**0.5 * m) / (1 - ab_T) ** 0.5  # the noise of every x_t on the deterministic path
+    mid = p.sample(_point_mass_eps(p, m), x, noise, t_to=400, steps=12, sampler=sampler)
+    torch.testing.assert_close(mid, ab**0.5 * m + (1 - ab) ** 0.5 * eps, rtol=0, atol=1e-4)
+    whole = p.sample(_point_mass_eps(p, m), x, noise, steps=20, sampler="ddim", grid=p.timesteps(20, 1000))
+    split = p.sample(_point_mass_eps(p, m), x, noise, t_to=400, steps=12, sampler=sampler)
+    split = p.sample(_point_mass_eps(p, m), split, noise, t_from=400, steps=8, sampler=sampler)
+    assert p.timesteps(20, 1000) == p.timesteps(12, 1000, 400) + p.timesteps(8, 400)[1:]
+    torch.testing.assert_close(split, whole, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_ddim_is_diffusers_ddim_where_diffusers_can_run(prediction):
+    """Our DDIM step on the whole chain with steps dividing T is diffusers' DDIMScheduler, bit for bit (clipping
+    included)."""
+    p, net = GaussianProcess(GaussianConfig(prediction=prediction)), _net()
+    c = torch.randn(6, 3)
+    noise = Noise(torch.Generator().manual_seed(4))
+    x = p.prior((6, 2), noise)
+    ours = p.sample(guided(net, c, 0.0), x, noise, steps=25, sampler="ddim")
+    sched = p.scheduler("ddim")
+    sched.set_timesteps(25)
+    y = x
+    for tn in sched.timesteps:
+        y = sched.step(net(y, torch.full((6,), int(tn)), c).float(), tn, y).prev_sample
+    assert torch.equal(ours, y)
+
+
+def test_a_grid_must_span_the_segment():
     p = GaussianProcess()
     noise = Noise(torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="for a segment use ddpm"):
-        p.sample(lambda x, t: x, p.prior((2, 2), noise), noise, t_to=10, steps=5, sampler="ddim")
+    with pytest.raises(ValueError, match="a grid runs from t_from"):
+        p.sample(lambda x, t: x, p.prior((2, 2), noise), noise, t_to=10, grid=[1000, 500, 0], sampler="ddim")

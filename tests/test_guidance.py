@@ -8,10 +8,11 @@ import torch
 from taxodiff.nets.mlp import MLPConfig, MLPDenoiser
 from taxodiff.noise import Noise
 from taxodiff.processes.gaussian import GaussianProcess
-from taxodiff.processes.guidance import Guidance, anneal_condition, cads_gamma, guided
+from taxodiff.processes.guidance import Guidance, guided
+from taxodiff.processes.guiders import CADS, Guiders, Interval, anneal_condition, cads_gamma
 
 PROCESS = GaussianProcess()
-AB = PROCESS.alphas_cumprod
+AB = PROCESS.abar(torch.arange(1, PROCESS.T + 1))  # indexed by the network's time t - 1
 
 
 class Counting(torch.nn.Module):
@@ -38,18 +39,18 @@ def _inputs(t: int):  # type: ignore[no-untyped-def]
 
 
 def test_interval_guides_only_inside_its_sigma_range():
-    net, rule = Counting(), Guidance(scale=2.0, method="interval", interval=(0.5, 3.0))
+    net, rule = Counting(), Guidance(2.0, Interval(sigma=(0.5, 3.0)))
     inside = next(t for t in range(1000) if 0.5 < _sigma(t) <= 3.0)
     outside_low, outside_high = 0, 999
     assert _sigma(outside_low) <= 0.5 and _sigma(outside_high) > 3.0
     for t in (inside, outside_low, outside_high):
         x, tb, c = _inputs(t)
-        out = guided(net, c, rule, AB)(x, tb)
+        out = guided(net, c, rule, PROCESS)(x, tb)
         plain_cfg = guided(net, c, 2.0)(x, tb)
         conditional = net(x, tb, c)
         assert torch.allclose(out, plain_cfg if t == inside else conditional, atol=1e-6)
     net.rows = 0
-    guided(net, c, rule, AB)(x, tb)  # outside: a single conditional pass, no unconditional one
+    guided(net, c, rule, PROCESS)(x, tb)  # outside: a single conditional pass, no unconditional one
     assert net.rows == 4
 
 
@@ -70,19 +71,19 @@ def test_cads_schedule_and_condition():
 
 
 def test_cads_is_cfg_late_and_differs_early():
-    net, rule = Counting(), Guidance(scale=2.0, method="cads", cads_tau=(0.6, 0.9), cads_noise=0.25)
+    net, rule = Counting(), Guidance(2.0, CADS(tau=(0.6, 0.9), noise=0.25))
     x, tb, c = _inputs(100)  # tau = 0.1 <= tau1: the clean condition
     noise = Noise(torch.Generator())
-    assert torch.allclose(guided(net, c, rule, AB, noise)(x, tb), guided(net, c, 2.0)(x, tb), atol=1e-6)
+    assert torch.allclose(guided(net, c, rule, PROCESS, noise)(x, tb), guided(net, c, 2.0)(x, tb), atol=1e-6)
     x, tb, c = _inputs(950)  # tau = 0.95 >= tau2: a noise condition
-    assert not torch.allclose(guided(net, c, rule, AB, noise)(x, tb), guided(net, c, 2.0)(x, tb))
+    assert not torch.allclose(guided(net, c, rule, PROCESS, noise)(x, tb), guided(net, c, 2.0)(x, tb))
 
 
 def test_unknown_method_and_missing_inputs_are_refused():
     net, c = Counting(), torch.zeros(1, 3)
     with pytest.raises(ValueError, match="not one of cfg, interval, cads"):
-        guided(net, c, Guidance(method="nope"), AB)
-    with pytest.raises(ValueError, match="alphas_cumprod"):
-        guided(net, c, Guidance(method="interval"))
+        Guiders().rule("nope")
+    with pytest.raises(ValueError, match="needs the process"):
+        guided(net, c, Guidance(rule=Interval()))
     with pytest.raises(ValueError, match="random streams"):
-        guided(net, c, Guidance(method="cads"), AB)
+        guided(net, c, Guidance(rule=CADS()), PROCESS)

@@ -8,10 +8,11 @@ import torch
 
 from taxodiff.processes.gaussian import GaussianConfig, GaussianProcess
 from taxodiff.processes.guidance import Guidance, guided
+from taxodiff.processes.guiders import APG, FDG, MAMBO, TCFG, CFGZeroStar, Guiders
 from taxodiff.processes.predictions import convert
 
 PROCESS = GaussianProcess(GaussianConfig(beta_schedule="squaredcos_cap_v2", prediction="v_prediction"))
-AB = PROCESS.alphas_cumprod
+AB = PROCESS.abar(torch.arange(1, PROCESS.T + 1))  # indexed by the network's time t - 1
 RULES = ("cfg", "interval", "cads", "apg", "cfg-zero-star", "tcfg", "fdg", "mambo")
 
 
@@ -53,7 +54,7 @@ def _run(rule: Guidance, steps: int = 1, t: int = 500):  # type: ignore[no-untyp
 
     net = Toy()
     x, tb, c = _inputs(t)
-    den = guided(net, c, rule, AB, Noise(torch.Generator().manual_seed(0)), "v_prediction", steps)
+    den = guided(net, c, rule, PROCESS, Noise(torch.Generator().manual_seed(0)), steps)
     return net, x, tb, c, den
 
 
@@ -63,7 +64,7 @@ def _abar(t: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("method", RULES)
 def test_scale_zero_is_the_conditional_model_under_every_rule(method: str) -> None:
-    net, x, tb, c, den = _run(Guidance(scale=0.0, method=method), t=100)  # t/T = 0.1: CADS' condition is clean
+    net, x, tb, c, den = _run(Guidance(0.0, Guiders().rule(method)), t=100)  # t/T = 0.1: CADS' condition is clean
     out = den(x, tb)
     assert net.rows == len(x)  # one conditional pass, no unconditional one
     torch.testing.assert_close(out, Toy()(x, tb, c), rtol=0, atol=1e-6 if method == "cads" else 0)  # CADS: rescaled c
@@ -86,7 +87,7 @@ def _back(space: str, x, t: int, out):  # type: ignore[no-untyped-def]
 
 def test_apg_projects_the_update_in_the_denoised_image_and_keeps_momentum() -> None:
     w, m = 2.0, -0.5
-    net, x, tb, c, den = _run(Guidance(scale=w, method="apg", apg_momentum=m), steps=2)
+    net, x, tb, c, den = _run(Guidance(w, APG(momentum=m)), steps=2)
     oc, ou = _two(Toy(), x, tb, c)
     xc, xu = _in_space("sample", x, 500, oc, ou)
     running = None
@@ -101,7 +102,7 @@ def test_apg_projects_the_update_in_the_denoised_image_and_keeps_momentum() -> N
 
 def test_cfg_zero_star_zeroes_its_first_step_then_rescales_the_unconditional() -> None:
     w = 2.0
-    net, x, tb, c, den = _run(Guidance(scale=w, method="cfg-zero-star", zero_init_steps=1), steps=2)
+    net, x, tb, c, den = _run(Guidance(w, CFGZeroStar(zero_init=1)), steps=2)
     oc, ou = _two(Toy(), x, tb, c)
     assert torch.equal(den(x, tb), torch.zeros_like(x))  # step 0: zero velocity
     s = (oc.flatten(1) * ou.flatten(1)).sum(1) / (ou.flatten(1).pow(2).sum(1) + 1e-8)
@@ -111,7 +112,7 @@ def test_cfg_zero_star_zeroes_its_first_step_then_rescales_the_unconditional() -
 
 def test_tcfg_projects_the_unconditional_on_the_principal_direction_in_noise_space() -> None:
     w = 2.0
-    net, x, tb, c, den = _run(Guidance(scale=w, method="tcfg"))
+    net, x, tb, c, den = _run(Guidance(w, TCFG()))
     ec, eu = _in_space("epsilon", x, 500, *_two(Toy(), x, tb, c))
     out = []
     for i in range(len(x)):
@@ -125,16 +126,16 @@ def test_tcfg_projects_the_unconditional_on_the_principal_direction_in_noise_spa
 
 def test_fdg_with_equal_band_scales_is_cfg() -> None:
     """The Laplacian pyramid is linear and inverts exactly: one scale for both bands is plain CFG."""
-    net, x, tb, c, den = _run(Guidance(scale=2.0, method="fdg", fdg_low=1.0))
+    net, x, tb, c, den = _run(Guidance(2.0, FDG(low=1.0)))
     oc, ou = _two(Toy(), x, tb, c)
     torch.testing.assert_close(den(x, tb), oc + 2.0 * (oc - ou), rtol=1e-6, atol=1e-6)
-    _, x, tb, _, low = _run(Guidance(scale=2.0, method="fdg", fdg_low=0.25))
+    _, x, tb, _, low = _run(Guidance(2.0, FDG(low=0.25)))
     assert not torch.allclose(low(x, tb), oc + 2.0 * (oc - ou), atol=1e-3)
 
 
 def test_mambo_damps_the_scale_by_the_updates_relative_magnitude() -> None:
     w, alpha = 3.0, 8.0
-    net, x, tb, c, den = _run(Guidance(scale=w, method="mambo", mambo_alpha=alpha))
+    net, x, tb, c, den = _run(Guidance(w, MAMBO(alpha=alpha)))
     ec, eu = _in_space("epsilon", x, 500, *_two(Toy(), x, tb, c))
     ratio = (ec - eu).flatten(1).norm(dim=1) / eu.flatten(1).norm(dim=1)
     want = ec + (w * torch.exp(-alpha * ratio)).reshape(-1, 1, 1, 1) * (ec - eu)
@@ -169,11 +170,9 @@ def test_predictions_convert_into_one_another_as_the_process_defines_them() -> N
 
 
 def test_fdg_on_vectors_and_unknown_rules_are_refused() -> None:
-    net = Toy()
     vec = torch.zeros(2, 4, dtype=torch.float64)
-    den = guided(lambda x, t, c, d=None: x, torch.zeros(2, 3), Guidance(scale=1.0, method="fdg"), AB, None,
-                 "v_prediction", 1)  # fmt: skip
+    den = guided(lambda x, t, c, d=None: x, torch.zeros(2, 3), Guidance(1.0, FDG()), PROCESS)
     with pytest.raises(ValueError, match="acts on images"):
         den(vec, torch.full((2,), 10))
     with pytest.raises(ValueError, match="not one of cfg"):
-        guided(net, torch.zeros(1, 3), Guidance(scale=1.0, method="nope"), AB)
+        Guiders().rule("nope")

@@ -70,10 +70,11 @@ def test_loss_is_zero_for_a_perfect_denoiser_and_positive_otherwise():
 
 def test_seed_schedule_and_likelihood():
     p = MultinomialProcess(MultinomialConfig())
-    assert p.T == 200 and float(p.alphas[1]) == pytest.approx(0.999) and float(p.alphas[200]) == pytest.approx(0.9)
+    alpha = p.abar(torch.arange(1, 201)) / p.abar(torch.arange(0, 200))  # alpha_t = abar_t / abar_{t-1}
+    assert p.T == 200 and float(alpha[0]) == pytest.approx(0.999) and float(alpha[-1]) == pytest.approx(0.9)
     xt = torch.tensor([[0, 1]])
     ll = p.log_likelihood(xt, torch.tensor([50]))
-    ab = float(p.alphas_cumprod[50])
+    ab = float(p.abar(torch.tensor(50)))
     assert ll.shape == (1, 2, 8) and float(ll[0, 0, 0].exp()) == pytest.approx(ab + (1 - ab) / 8)
 
 

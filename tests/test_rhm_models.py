@@ -16,7 +16,8 @@ from taxodiff.data.rhm.bp import BeliefPropagation
 from taxodiff.data.rhm.grammar import Grammar, one_hot
 from taxodiff.data.rhm.spec import GrammarSpec
 from taxodiff.errors import TaxodiffError
-from taxodiff.families.rhm import RHMDiffusion, one_hot_log_likelihood
+from taxodiff.families.rhm import RHMDiffusion
+from taxodiff.families.rhm_adapters import one_hot_evidence
 from taxodiff.nets.transformer import SeqTransformer, TransformerConfig, count_params, width_for_params
 from taxodiff.nets.tree_unet import TreeUNet, TreeUNetConfig
 from taxodiff.noise import Noise
@@ -64,7 +65,7 @@ def test_gaussian_exact_score_matches_a_numerical_gradient():
         d2 = (x - abar.sqrt() * seqs).pow(2).sum(dim=(1, 2))
         return torch.logsumexp(-d2 / (2 * (1 - abar)), dim=0)
 
-    ex0 = BeliefPropagation(g).marginals(one_hot_log_likelihood(xt, abar))[-1].permute(0, 2, 1)
+    ex0 = BeliefPropagation(g).marginals(one_hot_evidence(xt, abar))[-1].permute(0, 2, 1)
     score = (abar.sqrt() * ex0 - xt) / (1 - abar)
     h = 1e-5
     numerical = torch.zeros_like(xt)

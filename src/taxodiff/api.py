@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taxodiff import config, runs, seeds
-from taxodiff.config import RunConfig
+from taxodiff.config import RunConfig, legacy
 from taxodiff.errors import TaxodiffError
 
 if TYPE_CHECKING:
     from taxodiff.families.base import Family, Parent
+
+
+_MISSING = object()
 
 
 @dataclass
@@ -56,7 +59,10 @@ def sample_settings(cfg: RunConfig, overrides: dict[str, Any] | None) -> RunConf
     """The run's config with sampling overrides (None = keep), checked like any config."""
     kept = {f"sample.{k}": v for k, v in (overrides or {}).items() if v is not None}
     for key in kept:
-        if not hasattr(cfg.sample, key.split(".", 1)[1]):
+        node = cfg.sample
+        for part in key.split(".")[1:]:
+            node = getattr(node, part, _MISSING)
+        if node is _MISSING and key.split(".")[1] not in legacy.GUIDER_KEYS:
             allowed = ", ".join(f"sample.{f}" for f in config.to_dict(cfg.sample))
             raise TaxodiffError(f"{key} is not a sampling setting of a {cfg.model!r} run: allowed are {allowed}")
     return config.with_overrides(cfg, kept) if kept else cfg

@@ -18,25 +18,26 @@ from torch import Tensor
 
 from taxodiff.branches.tree import BranchedTree, Segment
 from taxodiff.noise import Noise
+from taxodiff.processes.base import Process
 
 HeadDenoiser = Callable[[Tensor, Tensor, Tensor], Tensor]  # (x_t, net_t (B,), head (B,)) -> output
 
 
 @torch.no_grad()
-def sample_paths(net: HeadDenoiser, heads: Tensor, process: object, x: Tensor, noise: Noise, steps: int) -> Tensor:
+def sample_paths(net: HeadDenoiser, heads: Tensor, process: Process, x: Tensor, noise: Noise, steps: int) -> Tensor:
     """Rows of ``x`` (at time T) down their paths; ``heads`` (B, T + 1): the head of each row at each time."""
 
     def denoiser(y: Tensor, tn: Tensor) -> Tensor:
-        return net(y, tn, heads.gather(1, (tn + 1)[:, None]).squeeze(1))
+        return net(y, tn, heads.gather(1, process.process_time(tn)[:, None]).squeeze(1))
 
-    return process.sample(denoiser, x, noise, steps=steps, sampler="ddpm")  # type: ignore[attr-defined]
+    return process.sample(denoiser, x, noise, steps=steps, sampler="ddpm")
 
 
 @torch.no_grad()
 def sample_cached(
     net: HeadDenoiser,
     tree: BranchedTree,
-    process: object,
+    process: Process,
     x: Tensor,
     ks: list[int],
     grid: list[int],
@@ -57,7 +58,7 @@ def sample_cached(
     def denoiser(y: Tensor, tn: Tensor) -> Tensor:
         return net(y, tn, head)
 
-    x = process.sample(denoiser, x, noise, t_from=times[0], t_to=times[-1], grid=times)  # type: ignore[attr-defined]
+    x = process.sample(denoiser, x, noise, t_from=times[0], t_to=times[-1], grid=times)
     children = [c for c in tree.children(seg) if wanted is None or wanted & set(c.classes)]
     if not tree.children(seg):
         for name in seg.classes:

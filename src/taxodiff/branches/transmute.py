@@ -50,7 +50,7 @@ def transmute(
         times = [t, *[g for g in grid if g < t]]
 
         def denoiser(y: torch.Tensor, tn: torch.Tensor, heads: torch.Tensor = heads) -> torch.Tensor:
-            return module.net(y, tn, heads.gather(1, (tn + 1)[:, None]).squeeze(1))
+            return module.net(y, tn, heads.gather(1, process.process_time(tn)[:, None]).squeeze(1))
 
         with torch.no_grad():
             xt = process.add_noise(x0, torch.full((len(pick),), t, device=module.device), noise)

@@ -1,9 +1,11 @@
-"""Configs written before data sources were sections of their own (run directories of taxodiff <= 0.1).
+"""Configs written by earlier versions, upgraded on reading, so old files and old run directories keep working.
 
-Until then the Random Hierarchy Model's grammar was a top-level ``rhm:`` section beside ``data:``; it is now
-``data: {source: rhm, v, n, m, s, L, seed_rules, n_train, n_test, seed_sample}``, and the trainer's section had
-a ``prior_lr`` that only the hierarchical family uses. Such a config is upgraded on reading, so old files and
-old run directories keep working.
+- Before data sources were sections of their own (taxodiff <= 0.1) the Random Hierarchy Model's grammar was a
+  top-level ``rhm:`` section beside ``data:``; it is now ``data: {source: rhm, v, n, m, s, L, seed_rules,
+  n_train, n_test, seed_sample}``, and the trainer's section had a ``prior_lr`` that only the hierarchical
+  family uses.
+- Before guidance rules had sections of their own, their settings were fields of ``sample:``
+  (``sample.cads_noise``); they are now ``sample.guiders.<rule>.<setting>`` (``sample.guiders.cads.noise``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,32 @@ from typing import Any
 
 from taxodiff.errors import TaxodiffError
 
+GUIDER_KEYS = {  # sample.<old key> -> (rule section, setting)
+    "guidance_interval": ("interval", "sigma"),
+    "cads_tau": ("cads", "tau"),
+    "cads_noise": ("cads", "noise"),
+    "cads_psi": ("cads", "psi"),
+    "apg_eta": ("apg", "eta"),
+    "apg_rescale": ("apg", "rescale"),
+    "apg_momentum": ("apg", "momentum"),
+    "cfg_zero_init": ("cfg_zero_star", "zero_init"),
+    "fdg_low": ("fdg", "low"),
+    "mambo_alpha": ("mambo", "alpha"),
+}
+
 
 def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    sample = raw.get("sample")
+    if isinstance(sample, dict):
+        for old, (rule, key) in GUIDER_KEYS.items():
+            if old in sample:
+                guiders = sample.setdefault("guiders", {})
+                if isinstance(guiders, dict) and isinstance(guiders.setdefault(rule, {}), dict):
+                    guiders[rule][key] = sample.pop(old)
+    return _grammar(raw)
+
+
+def _grammar(raw: dict[str, Any]) -> dict[str, Any]:
     grammar = raw.pop("rhm", None)
     if grammar is None:
         return raw

@@ -5,14 +5,14 @@ evaluation and the sample grids. A family module composes these; none of them kn
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taxodiff.config.fields import choice, nonneg, pair, positive, unit, within
+from taxodiff.config.fields import choice, nonneg, pair, positive, unit
 from taxodiff.errors import TaxodiffError
 from taxodiff.processes.choices import BETA_SCHEDULES, GUIDANCE_METHODS, GUIDANCE_SPACES, PREDICTIONS, SAMPLERS
+from taxodiff.processes.guiders import Guiders
 
 if TYPE_CHECKING:
     import torch
@@ -58,18 +58,9 @@ class ImageSample:
     # the rule (taxodiff.processes.guiders): cfg, interval (Kynkäänniemi 2024), cads (Sadat 2024) and diffusers'
     # apg, cfg-zero-star, tcfg, fdg, mambo; scale 0 is the conditional model under every rule
     guidance_method: str = choice("cfg", GUIDANCE_METHODS)
-    guidance_interval: tuple[float, ...] = pair((0.28, 5.42), 0.0, math.inf)  # "interval": sigma_t in (lo, hi]
-    cads_tau: tuple[float, ...] = pair((0.6, 0.9), 0.0, 1.0)  # "cads": condition noise above tau2, clean below tau1
-    cads_noise: float = nonneg(0.25)  # "cads": noise scale s on the condition
-    cads_psi: float = unit(1.0)  # "cads": mix of the rescaled noised condition
     guidance_window: tuple[float, ...] = pair((0.0, 1.0), 0.0, 1.0)  # diffusers' rules: (start, stop) share of steps
     guidance_space: str = choice("auto", GUIDANCE_SPACES)  # the prediction a rule acts on; auto: the rule's own
-    apg_eta: float = nonneg(0.0)  # "apg": weight of the update parallel to the prediction (1 = CFG's; paper: 0)
-    apg_rescale: float = nonneg(0.0)  # "apg": cap r on the update's norm (0: none; the paper tunes it per model)
-    apg_momentum: float = within(-0.5, -1.0, 1.0)  # "apg": momentum of the update (0: none; the paper's is negative)
-    cfg_zero_init: int = nonneg(1)  # "cfg-zero-star": first steps zeroed (the authors: the first 4% of them)
-    fdg_low: float = unit(0.5)  # "fdg": the low band's scale as a share of the high band's (authors: 5 / 10)
-    mambo_alpha: float = nonneg(8.0)  # "mambo": damping strength alpha
+    guiders: Guiders = field(default_factory=Guiders)  # each rule's own settings: guiders.<rule>.<setting>
     n_per_category: int = positive(256)
     batch_size: int = positive(256)
 
@@ -155,26 +146,12 @@ def conditional_loss(
 
 
 # -- sampling ---------------------------------------------------------------------------------------------
-def guidance_rule(sc: Any, scale: float) -> Guidance:
-    """The sampling config's guidance method and settings at one scale."""
+def guidance_at(sc: Any, scale: float) -> Guidance:
+    """The sampling config's guidance rule, with its settings, at one scale."""
     from taxodiff.processes.guidance import Guidance
 
-    return Guidance(
-        scale=scale,
-        method=sc.guidance_method,
-        interval=(sc.guidance_interval[0], sc.guidance_interval[1]),
-        cads_tau=(sc.cads_tau[0], sc.cads_tau[1]),
-        cads_noise=sc.cads_noise,
-        cads_psi=sc.cads_psi,
-        window=(sc.guidance_window[0], sc.guidance_window[1]),
-        space=sc.guidance_space,
-        apg_eta=sc.apg_eta,
-        apg_rescale=sc.apg_rescale,
-        apg_momentum=sc.apg_momentum,
-        zero_init_steps=sc.cfg_zero_init,
-        fdg_low=sc.fdg_low,
-        mambo_alpha=sc.mambo_alpha,
-    )
+    window = (sc.guidance_window[0], sc.guidance_window[1])
+    return Guidance(scale, sc.guiders.rule(sc.guidance_method), window, sc.guidance_space)
 
 
 def guided_sample(
@@ -192,9 +169,7 @@ def guided_sample(
     """Samples of shape ``shape`` from a conditional network under the config's guidance rule at ``scale``."""
     from taxodiff.processes.guidance import guided
 
-    rule = guidance_rule(sc, scale)
-    calls = process.calls(steps, sampler)
-    denoiser = guided(net, cond, rule, process.alphas_cumprod, noise, process.cfg.prediction, calls)
+    denoiser = guided(net, cond, guidance_at(sc, scale), process, noise, process.calls(steps, sampler))
     x = process.prior(shape, noise, cond.device)
     return process.sample(denoiser, x, noise, steps=steps, sampler=sampler, progress=progress)
 
@@ -205,19 +180,7 @@ def sample_tag(sc: Any, knobs: dict[str, str]) -> str:
     for key in knobs:
         if key != "guidance":
             tag += f"_{''.join(w[0] for w in key.split('_')[:-1])}g{getattr(sc, key):g}"
-    if sc.guidance_method == "interval":
-        tag += f"_interval{sc.guidance_interval[0]:g}-{sc.guidance_interval[1]:g}"
-    elif sc.guidance_method == "cads":
-        tag += f"_cads{sc.cads_noise:g}_{sc.cads_tau[0]:g}-{sc.cads_tau[1]:g}"
-        tag += f"_psi{sc.cads_psi:g}" if sc.cads_psi != 1 else ""
-    else:
-        tag += {
-            "apg": f"_apg{sc.apg_eta:g}_r{sc.apg_rescale:g}_m{sc.apg_momentum:g}",
-            "cfg-zero-star": f"_zero-star{sc.cfg_zero_init}",
-            "tcfg": "_tcfg",
-            "fdg": f"_fdg{sc.fdg_low:g}",
-            "mambo": f"_mambo{sc.mambo_alpha:g}",
-        }.get(sc.guidance_method, "")
+    tag += sc.guiders.rule(sc.guidance_method).tag()
     if tuple(sc.guidance_window) != (0.0, 1.0):
         tag += f"_window{sc.guidance_window[0]:g}-{sc.guidance_window[1]:g}"
     return tag + (f"_{sc.guidance_space}" if sc.guidance_space != "auto" else "")

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from taxodiff.families.module import FamilyModule
+    from taxodiff.families.rhm_adapters import OneHot, Tokens
     from taxodiff.noise import Noise
+    from taxodiff.processes.gaussian import GaussianProcess
+    from taxodiff.processes.multinomial import MultinomialProcess
 
 
 @dataclass(frozen=True)
@@ -96,34 +99,19 @@ class RHMDiffusion(Family):
         return self.source.grammar
 
     @property
-    def discrete(self) -> bool:
-        return self.cfg.diffusion.process == "discrete"
-
-    @property
     def v(self) -> int:
         return self.cfg.data.v
 
     @cached_property
-    def process(self) -> Any:
-        d = self.cfg.diffusion
-        if self.discrete:
-            from taxodiff.processes.multinomial import MultinomialConfig, MultinomialProcess
+    def adapter(self) -> Tokens | OneHot:
+        """How sequences diffuse: tokens (discrete) or one-hot vectors (gaussian), chosen once."""
+        from taxodiff.families.rhm_adapters import ADAPTERS
 
-            return MultinomialProcess(
-                MultinomialConfig(self.v, d.num_steps, d.beta_start, d.beta_end, d.beta_schedule, d.ce_weight)
-            )
-        from taxodiff.processes.gaussian import GaussianConfig, GaussianProcess
+        return ADAPTERS[self.cfg.diffusion.process](self.cfg.diffusion, self.v)
 
-        return GaussianProcess(
-            GaussianConfig(
-                num_train_timesteps=d.num_steps,
-                beta_start=d.beta_start,
-                beta_end=d.beta_end,
-                beta_schedule="squaredcos_cap_v2" if d.beta_schedule == "cosine" else "linear",
-                clip_sample=False,
-                prediction="epsilon" if d.target == "epsilon" else "sample",
-            )
-        )
+    @property
+    def process(self) -> MultinomialProcess | GaussianProcess:
+        return self.adapter.process
 
     def bp(self, device: Any) -> Any:
         from taxodiff.data.rhm.bp import BeliefPropagation
@@ -156,22 +144,7 @@ class RHMDiffusion(Family):
 
     def loss_at(self, module: FamilyModule, x0: Tensor, noise: Noise, t: Tensor | None = None) -> Tensor:
         """The training loss of each sequence (B,), at random times or at the given ones."""
-        from taxodiff.data.rhm.grammar import one_hot
-
-        net, proc = module.net, self.process
-        if self.discrete:
-            return proc.loss(lambda xt, tn: net(one_hot(xt, self.v), tn), x0, noise, t, reduce=False)
-        target = self.cfg.diffusion.target
-        clean = one_hot(x0, self.v)
-        if target == "epsilon":
-            return proc.loss(net, clean, noise, t, reduce=False)
-        if t is None:
-            t = noise.randint(proc.T, (x0.shape[0],), x0.device) + 1
-        xt = proc.add_noise(clean, t, noise)
-        if target == "exact_score":
-            clean = self.bp(x0.device).marginals(one_hot_log_likelihood(xt, proc.abar(t)))[-1].permute(0, 2, 1).float()
-        pred = net(xt, proc.net_time(t)).float().softmax(dim=1)
-        return (pred - clean).pow(2).sum(dim=1).mean(dim=1)
+        return self.adapter.loss(module.net, x0, noise, t, self.bp(x0.device))
 
     def loss_by_time(self, module: FamilyModule, x0: Tensor, noise: Noise, windows: int = 10) -> list[float]:
         """Mean loss of ``x0`` in each of ``windows`` equal windows of diffusion time (t drawn inside each)."""
@@ -188,45 +161,31 @@ class RHMDiffusion(Family):
 
     # -- denoising ---------------------------------------------------------------------------------------
     def x0_model(self, module: FamilyModule, denoiser: str, noise: Noise) -> Any:
-        """(x_t, net_t) -> what the process's reverse step takes: x_0 probabilities (discrete) or the network's
-        prediction (Gaussian); for "bp", the same made from a one-hot x_0 drawn from the exact posterior."""
+        """(x_t, net_t) -> what the process's reverse step takes, from the network or, for "bp", from a one-hot
+        x_0 drawn from the exact posterior."""
         from taxodiff.data.rhm.grammar import one_hot
 
-        net = module.net
-        if denoiser == "bp":
-            return lambda xt, tn: self._as_prediction(one_hot(self.exact_x0(xt, tn, noise), self.v), xt, tn)
-        if self.discrete:
-            return lambda xt, tn: net(one_hot(xt, self.v), tn).float().softmax(dim=1)
-        if self.cfg.diffusion.target == "epsilon":
-            return lambda xt, tn: net(xt, tn).float()
-        return lambda xt, tn: net(xt, tn).float().softmax(dim=1)
+        a = self.adapter
+        if denoiser != "bp":
+            return a.predict(module.net)
 
-    def _as_prediction(self, x0: Tensor, xt: Tensor, tn: Tensor) -> Tensor:
-        if self.discrete or self.cfg.diffusion.target != "epsilon":
-            return x0
-        from taxodiff.processes.predictions import convert
+        def exact(xt: Tensor, tn: Tensor) -> Tensor:
+            x0 = self.exact_x0(xt, a.process.process_time(tn), noise)
+            return a.from_x0(one_hot(x0, self.v), xt, tn)
 
-        ab = self.process.alphas_cumprod.to(xt.device)[tn][:, None, None]
-        return convert(x0, xt, ab, "sample", "epsilon")  # the noise that maps x_0 to x_t
+        return exact
 
-    def evidence(self, xt: Tensor, tn: Tensor) -> Tensor:
-        """Per-leaf log-likelihood of x_t (at network time tn) under each clean token: (B, N, v)."""
-        if self.discrete:
-            return self.process.log_likelihood(xt, tn)
-        return one_hot_log_likelihood(xt, self.process.alphas_cumprod.to(xt.device)[tn])
-
-    def exact_x0(self, xt: Tensor, tn: Tensor, noise: Noise) -> Tensor:
-        """Tokens x_0 (B, N) drawn from the exact posterior p(x_0 | x_t) (a whole valid sequence)."""
-        return self.bp(xt.device).sample(self.evidence(xt, tn), noise).tokens.to(xt.device)
+    def exact_x0(self, xt: Tensor, t: Tensor, noise: Noise) -> Tensor:
+        """Tokens x_0 (B, N) drawn from the exact posterior p(x_0 | x_t) at process times t (a whole valid
+        sequence)."""
+        return self.bp(xt.device).sample(self.adapter.evidence(xt, t), noise).tokens.to(xt.device)
 
     def noise_to(self, tokens: Tensor, t: int, noise: Noise) -> Tensor:
         """A draw of x_t given clean tokens: tokens (discrete) or noisy one-hot vectors (Gaussian)."""
         import torch
 
-        from taxodiff.data.rhm.grammar import one_hot
-
         tb = torch.full((len(tokens),), t, dtype=torch.long, device=tokens.device)
-        return self.process.add_noise(tokens if self.discrete else one_hot(tokens, self.v), tb, noise)
+        return self.adapter.noised(tokens, tb, noise)
 
     def denoise(
         self, module: FamilyModule, xt: Tensor, t: int, noise: Noise, denoiser: str = "model", progress: Any = None
@@ -234,7 +193,7 @@ class RHMDiffusion(Family):
         """Tokens (B, N) from x_t at time t (t = T: from the prior): the reverse chain, every time step."""
         fn = self.x0_model(module, denoiser, noise)
         x = self.process.sample(fn, xt, noise, t_from=t, sampler="ddpm", progress=progress)
-        return x if self.discrete else x.argmax(dim=1)
+        return self.adapter.tokens(x)
 
     # -- sampling ----------------------------------------------------------------------------------------
     def sample_tag(self, sc: Any) -> str:
@@ -257,9 +216,7 @@ class RHMDiffusion(Family):
 
         @torch.no_grad()
         def draw(rows: slice, noise: Noise) -> dict[str, Tensor]:
-            b = rows.stop - rows.start
-            shape = (b, n) if self.discrete else (b, self.v, n)
-            x = self.process.prior(shape, noise, module.device)
+            x = self.process.prior(self.adapter.prior_shape(rows.stop - rows.start, n), noise, module.device)
             return {"tokens": self.denoise(module, x, T, noise, sc.denoiser, bar.update)}
 
         out = draw_in_batches(keys, sc.batch_size, seed, draw)
@@ -296,9 +253,3 @@ class RHMDiffusion(Family):
             f"{cls.name} {r['tag']} (step {r['checkpoint_step']}): valid {levels} (chance whole {chance:.1e})"
             f"  copies {r['memorisation']['copies']:.3f}  distinct {r['memorisation']['distinct']:.3f}"
         )
-
-
-def one_hot_log_likelihood(xt: Tensor, abar: Tensor) -> Tensor:
-    """log N(x_t; sqrt(abar) e_a, (1 - abar) I) per leaf and symbol a, up to a constant per leaf: (B, N, v)."""
-    ab = abar.double()[:, None, None]
-    return ((ab.sqrt() * xt.double() - ab / 2) / (1 - ab)).permute(0, 2, 1)

@@ -1,20 +1,23 @@
 """The interface every diffusion process offers, and its time convention.
 
 Time runs over the integers 0..T: x_0 is the data, x_T (almost) the process's prior. A process owns its
-schedule and provides
+schedule and provides, every time in process time (0..T):
 
+    abar(t)                            the signal level (Gaussian) or the share of tokens kept (discrete)
     add_noise(x0, t, noise)            a draw of q(x_t | x_0)
     loss(denoiser, x0, noise, t=None)  its training loss at random (or given) times
     prior(shape, noise, device)        a draw of x_T
     timesteps(steps, t_from, t_to)     a decreasing grid t_from = tau_0 > ... > tau_k = t_to
     step(out, x, t, s, noise)          one reverse step from time t to an earlier time s, given the
                                        denoiser's output at (x, t)
-    sample(denoiser, x, noise, t_from, t_to, steps, sampler)
-                                       the reverse chain from x at t_from down to t_to (0: the data)
+    sample(denoiser, x, noise, t_from, t_to, steps, sampler, grid)
+                                       the reverse chain from x at t_from down to t_to (0: the data), on
+                                       ``steps`` evenly spaced times or an explicit decreasing ``grid``
 
 A denoiser is any callable ``(x_t, net_t) -> output``, where ``net_t = process.net_time(t)`` is the number the
-network was trained to read as its time input; what the output means (noise, velocity, x_0 logits) is the
-process's business. ``noise`` is a :class:`taxodiff.noise.Noise`: one generator for a batch, or one per sample.
+network was trained to read as its time input (``process.process_time(net_t)`` is t again); what the output
+means (noise, velocity, x_0 logits) is the process's business. ``noise`` is a :class:`taxodiff.noise.Noise`:
+one generator for a batch, or one per sample.
 """
 
 from __future__ import annotations
@@ -32,9 +35,14 @@ Progress = Callable[[int], None]
 
 
 class Process(Protocol):
-    T: int
+    @property
+    def T(self) -> int: ...
 
     def net_time(self, t: Tensor) -> Tensor: ...
+
+    def process_time(self, net_t: Tensor) -> Tensor: ...
+
+    def abar(self, t: Tensor) -> Tensor: ...
 
     def add_noise(self, x0: Tensor, t: Tensor, noise: Noise) -> Tensor: ...
 
@@ -58,6 +66,7 @@ class Process(Protocol):
         steps: int | None = None,
         sampler: str = "ddpm",
         progress: Progress | None = None,
+        grid: list[int] | None = None,
     ) -> Tensor: ...
 
 

@@ -5,8 +5,10 @@
 with target eps (epsilon-prediction), v = sqrt(abar) eps - sqrt(1 - abar) x_0 (v-prediction, Salimans & Ho),
 or x_0 ("sample"). Times follow :mod:`taxodiff.processes.base` (0 = data .. T); diffusers numbers the noised
 steps 0..T-1, so the network reads ``net_time(t) = t - 1`` (diffusers' own timestep). Training noises with
-the DDPM scheduler's ``add_noise``; sampling runs diffusers' DDPM (ancestral, any segment t_from -> t_to),
-DDIM or DPM-Solver++ (these two end at the data: t_to = 0).
+the DDPM scheduler's ``add_noise``. Every sampler runs any segment t_from -> t_to on a decreasing grid of
+process times: DDPM (ancestral, diffusers' step), DDIM (eta = 0, Song et al. 2021 eq. 12, written here because
+diffusers' DDIM steps by a fixed stride and cannot stop between its own grid points) and DPM-Solver++
+(diffusers' multistep solver on the grid; the whole chain on its own trailing grid).
 """
 
 from __future__ import annotations
@@ -46,19 +48,31 @@ class GaussianProcess:
     def __init__(self, cfg: GaussianConfig | None = None) -> None:
         self.cfg = cfg or GaussianConfig()
         self.train_scheduler = self.scheduler("ddpm")
-        self.alphas_cumprod = self.train_scheduler.alphas_cumprod.float()  # (T,), indexed by net time t - 1
+        self._abar = torch.cat([torch.ones(1), self.train_scheduler.alphas_cumprod.float()])  # (T + 1,), abar_0 = 1
 
     @property
     def T(self) -> int:
         return self.cfg.num_train_timesteps
 
+    @property
+    def prediction(self) -> str:
+        """What the network predicts: "epsilon", "v_prediction" or "sample"."""
+        return self.cfg.prediction
+
     def net_time(self, t: Tensor) -> Tensor:
         return t - 1
 
+    def process_time(self, net_t: Tensor) -> Tensor:
+        return net_t + 1
+
     def abar(self, t: Tensor) -> Tensor:
-        """abar at process times t (abar_0 = 1)."""
-        ab = torch.cat([torch.ones(1), self.alphas_cumprod])
-        return ab.to(t.device)[t]
+        """The signal level abar at process times t (abar_0 = 1), float32."""
+        return self._abar.to(t.device)[t]
+
+    def sigma(self, t: Tensor) -> Tensor:
+        """The noise level sigma_t = sqrt((1 - abar_t) / abar_t) at process times t, float64."""
+        ab = self.abar(t).double()
+        return ((1 - ab) / ab).sqrt()
 
     def scheduler(self, name: str) -> Any:
         """A fresh diffusers scheduler of the given kind on this process's schedule."""
@@ -70,7 +84,7 @@ class GaussianProcess:
             beta_schedule=c.beta_schedule,
             prediction_type=c.prediction,
         )
-        if name in ("ddpm", "ddim"):
+        if name in ("ddpm", "ddim"):  # diffusers' DDIM: what tests compare ours with
             common.update(clip_sample=c.clip_sample, clip_sample_range=c.clip_range, timestep_spacing="trailing")
         if name == "dpmsolver++":
             common.update(algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing")
@@ -120,9 +134,29 @@ class GaussianProcess:
         sched.set_timesteps(timesteps=[t - 1, s - 1] if s > 0 else [t - 1])
         return sched.step(out.float(), t - 1, x, generator=noise.generator).prev_sample
 
-    def calls(self, steps: int | None, sampler: str = "ddpm") -> int:
-        """How many denoiser calls :meth:`sample` makes over the whole chain (T to 0)."""
-        return len(self.timesteps(steps, self.T)) - 1 if sampler == "ddpm" else (steps or self.T)
+    def ddim_step(self, out: Tensor, x: Tensor, t: int, s: int) -> Tensor:
+        """One deterministic DDIM step (eta = 0) from time t to s < t: the predicted x_0 (clipped where the config
+        clips) taken back to the noise level of s along the predicted noise."""
+        ab_t, ab_s = self._abar[t], self._abar[s]
+        x0, eps = _x0_and_eps(out, x, ab_t, self.cfg.prediction)
+        if self.cfg.clip_sample:
+            x0 = x0.clamp(-self.cfg.clip_range, self.cfg.clip_range)
+        return ab_s ** (0.5) * x0 + (1 - ab_s) ** (0.5) * eps
+
+    def grid(self, sampler: str, steps: int | None, t_from: int | None = None, t_to: int = 0) -> list[int]:
+        """The decreasing process times a sampler visits from t_from (default T) to t_to: ``steps`` evenly spaced
+        times (every time when None); DPM-Solver++'s whole chain is its own trailing grid (the same for steps that
+        divide T)."""
+        t_from = self.T if t_from is None else t_from
+        if sampler == "dpmsolver++" and t_from == self.T and t_to == 0:
+            sched = self.scheduler(sampler)
+            sched.set_timesteps(steps or self.T)
+            return [int(t) + 1 for t in sched.timesteps] + [0]
+        return self.timesteps(steps, t_from, t_to)
+
+    def calls(self, steps: int | None, sampler: str = "ddpm", t_from: int | None = None, t_to: int = 0) -> int:
+        """How many denoiser calls :meth:`sample` makes from t_from (default T) to t_to."""
+        return len(self.grid(sampler, steps, t_from, t_to)) - 1
 
     @torch.no_grad()
     def sample(
@@ -137,28 +171,59 @@ class GaussianProcess:
         progress: Progress | None = None,
         grid: list[int] | None = None,
     ) -> Tensor:
-        """The reverse chain from ``x`` at t_from (default T) down to t_to, with ``steps`` denoiser calls
-        (DDPM: evenly spaced over the segment, or on ``grid``, decreasing times from t_from to t_to; DDIM,
-        DPM-Solver++: their own grid over [0, T], from t_from on)."""
+        """The reverse chain from ``x`` at t_from (default T) down to t_to: one denoiser call per step of ``grid``
+        (decreasing process times from t_from to t_to; default :meth:`grid`)."""
         t_from = self.T if t_from is None else t_from
         if t_to == t_from:
             return x
-        sched = self.scheduler(sampler)
-        if grid is not None and (sampler != "ddpm" or grid[0] != t_from or grid[-1] != t_to):
-            raise ValueError(f"an explicit grid is for ddpm and runs from t_from to t_to, got {grid[:1]}..{grid[-1:]}")
-        if sampler == "ddpm":
-            grid = grid or self.timesteps(steps, t_from, t_to)
+        grid = grid or self.grid(sampler, steps, t_from, t_to)
+        if grid[0] != t_from or grid[-1] != t_to:
+            raise ValueError(f"a grid runs from t_from = {t_from} to t_to = {t_to}, got {grid[:1]}..{grid[-1:]}")
+        if sampler == "dpmsolver++":
+            own = steps if grid == self.grid(sampler, steps) else None
+            return self._dpm_solver(denoiser, x, grid, own, progress)
+        sched = self.scheduler("ddpm") if sampler == "ddpm" else None
+        if sched is not None:
             sched.set_timesteps(timesteps=[t - 1 for t in grid if t > 0])
-            walk = [t - 1 for t in grid[:-1]]
-        else:
-            if t_to != 0:
-                raise ValueError(f"sampler {sampler!r} ends at the data (t_to = 0); for a segment use ddpm")
-            sched.set_timesteps(steps or self.T)
-            walk = [int(t) for t in sched.timesteps if int(t) <= t_from - 1]
-        gen = {"generator": noise.generator} if sampler == "ddpm" else {}
-        for tn in walk:
-            out = denoiser(x, full_batch(tn, x.shape[0], x.device)).float()
-            x = sched.step(out, tn, x, **gen).prev_sample
+        for t, s in zip(grid, grid[1:], strict=False):
+            out = denoiser(x, full_batch(t - 1, x.shape[0], x.device)).float()
+            if sched is not None:
+                x = sched.step(out, t - 1, x, generator=noise.generator).prev_sample
+            else:
+                x = self.ddim_step(out, x, t, s)
             if progress is not None:
                 progress(1)
         return x
+
+    def _dpm_solver(
+        self, denoiser: Denoiser, x: Tensor, grid: list[int], own: int | None, progress: Progress | None
+    ) -> Tensor:
+        """diffusers' DPM-Solver++ (2M) over ``grid`` (``own``: the step count whose own grid it is). The
+        scheduler's last step goes to the data, so a segment that stops at t_to > 0 hands it t_to too and stops
+        before that last step."""
+        sched = self.scheduler("dpmsolver++")
+        if own is not None:
+            sched.set_timesteps(own)
+            walk = list(sched.timesteps)
+        elif grid[-1] == 0:
+            sched.set_timesteps(timesteps=[t - 1 for t in grid[:-1]])
+            walk = list(sched.timesteps)
+        else:
+            sched.set_timesteps(timesteps=[t - 1 for t in grid])
+            walk = list(sched.timesteps)[:-1]
+        for tn in walk:
+            out = denoiser(x, full_batch(int(tn), x.shape[0], x.device)).float()
+            x = sched.step(out, tn, x).prev_sample
+            if progress is not None:
+                progress(1)
+        return x
+
+
+def _x0_and_eps(out: Tensor, x: Tensor, ab: Tensor, prediction: str) -> tuple[Tensor, Tensor]:
+    """(predicted x_0, predicted noise) from the network's output at x_t with signal level ``ab`` (a scalar)."""
+    b = 1 - ab
+    if prediction == "epsilon":
+        return (x - b ** (0.5) * out) / ab ** (0.5), out
+    if prediction == "sample":
+        return out, (x - ab ** (0.5) * out) / b ** (0.5)
+    return ab**0.5 * x - b**0.5 * out, ab**0.5 * out + b**0.5 * x

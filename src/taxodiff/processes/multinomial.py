@@ -48,32 +48,39 @@ class MultinomialProcess:
         self.cfg = cfg
         self.v, self.T = cfg.num_classes, cfg.num_steps
         betas = _betas(cfg).double()
-        self.alphas = torch.cat([torch.ones(1, dtype=torch.float64), 1 - betas])  # index t = 0..T
-        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)  # abar_0 = 1
+        self._alpha = torch.cat([torch.ones(1, dtype=torch.float64), 1 - betas])  # index t = 0..T
+        self._abar = torch.cumprod(self._alpha, dim=0)  # abar_0 = 1
 
     def net_time(self, t: Tensor) -> Tensor:
         return t
 
+    def process_time(self, net_t: Tensor) -> Tensor:
+        return net_t
+
+    def abar(self, t: Tensor) -> Tensor:
+        """The share of tokens kept from x_0 at process times t (abar_0 = 1), float64."""
+        return self._abar.to(t.device)[t]
+
     # -- forward --------------------------------------------------------------------------------------
     def transition(self, t: int) -> Tensor:
         """Q_t (v, v): row i is q(x_t | x_{t-1} = i)."""
-        a = float(self.alphas[t])
+        a = float(self._alpha[t])
         return a * torch.eye(self.v, dtype=torch.float64) + (1 - a) / self.v
 
     def marginal_probs(self, x0: Tensor, t: Tensor) -> Tensor:
         """q(x_t | x_0) for tokens x0 (B, N): (B, v, N)."""
-        ab = self.alphas_cumprod.to(x0.device)[t].float()[:, None, None]
+        ab = self.abar(t).float()[:, None, None]
         return ab * F.one_hot(x0.long(), self.v).permute(0, 2, 1).float() + (1 - ab) / self.v
 
     def add_noise(self, x0: Tensor, t: Tensor, noise: Noise) -> Tensor:
         """A draw of q(x_t | x_0): each token kept with probability abar_t, else redrawn uniformly."""
-        keep = noise.rand(x0.shape, x0.device) < self.alphas_cumprod.to(x0.device)[t][:, None]
+        keep = noise.rand(x0.shape, x0.device) < self.abar(t)[:, None]
         fresh = noise.randint(self.v, x0.shape, x0.device)
         return torch.where(keep, x0, fresh)
 
     def log_likelihood(self, xt: Tensor, t: Tensor) -> Tensor:
         """log q(x_t | x_0 = a) for every leaf and symbol: (B, N, v), the evidence belief propagation takes."""
-        ab = self.alphas_cumprod.to(xt.device)[t].double()[:, None, None]
+        ab = self.abar(t).double()[:, None, None]
         hit = F.one_hot(xt.long(), self.v).double()
         return torch.log(ab * hit + (1 - ab) / self.v)
 
@@ -82,9 +89,8 @@ class MultinomialProcess:
         """q(x_s | x_t, x_0) (s = t - 1 unless given) for x_0 one-hot, or the model's reverse step for x_0
         probabilities: (B, v, N)."""
         s = t - 1 if s is None else s
-        ab = self.alphas_cumprod.to(xt.device)
-        r = (ab[t] / ab[s]).float()[:, None, None]
-        ab_s = ab[s].float()[:, None, None]
+        r = (self.abar(t) / self.abar(s)).float()[:, None, None]
+        ab_s = self.abar(s).float()[:, None, None]
         from_xt = r * F.one_hot(xt.long(), self.v).permute(0, 2, 1).float() + (1 - r) / self.v
         from_x0 = ab_s * x0_probs.float() + (1 - ab_s) / self.v
         p = from_xt * from_x0
@@ -131,13 +137,15 @@ class MultinomialProcess:
         steps: int | None = None,
         sampler: str = "ancestral",
         progress: Progress | None = None,
+        grid: list[int] | None = None,
     ) -> Tensor:
         """Ancestral sampling from tokens ``x`` at t_from (default T) down to t_to, over ``steps`` evenly spaced
-        times (default: every time). ``denoiser``: (x_t, t) -> x_0 probabilities (B, v, N)."""
+        times (default: every time) or the decreasing ``grid``. ``denoiser``: (x_t, t) -> x_0 probabilities
+        (B, v, N)."""
         t_from = self.T if t_from is None else t_from
         if t_to == t_from:
             return x
-        grid = self.timesteps(steps, t_from, t_to)
+        grid = grid or self.timesteps(steps, t_from, t_to)
         for t, s in zip(grid, grid[1:], strict=False):
             x = self.step(denoiser(x, full_batch(t, x.shape[0], x.device)), x, t, s, noise)
             if progress is not None:

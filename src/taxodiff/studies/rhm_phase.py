@@ -57,8 +57,7 @@ def measure(family: Any, module: Any, x0: Any, t: int, noise: Any, denoiser: str
     g = family.grammar
     xt = family.noise_to(x0, t, noise)
     if denoiser == "bp":
-        tn = family.process.net_time(torch.full((len(x0),), t, dtype=torch.long, device=x0.device))
-        out = family.exact_x0(xt, tn, noise)
+        out = family.exact_x0(xt, torch.full((len(x0),), t, dtype=torch.long, device=x0.device), noise)
     else:
         out = family.denoise(module, xt, t, noise, "model")
     before, after = g.parse(x0.cpu()), g.parse(out.cpu())
