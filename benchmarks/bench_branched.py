@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from taxodiff import api, config
-from taxodiff.studies.branched import speed
+from taxodiff.families.branched.study import speed
 
 
 def main() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from taxodiff.branches.tree import BranchedTree, Segment
 from taxodiff.errors import TaxodiffError
-from taxodiff.nets.branched_unet import BranchedUNet, matched_config, parameter_count
-from taxodiff.nets.unet import UNetConfig
+from taxodiff.families.branched.net import BranchedUNet, parameter_count
+from taxodiff.families.branched.tree import BranchedTree, Segment
+from taxodiff.nets.unet import UNetConfig, matched_config
 from tests.conftest import ROOT, TINY
 
 DIGITS = ROOT / "tests" / "configs" / "tiny_digits.yaml"
@@ -133,7 +133,7 @@ def test_branched_train_sample_three_ways_and_baseline(tmp_path: Path, capsys: p
     for argv, message in (
         (["evaluate", "--run-dir", str(run), "--steps", "1"], "shorter than the sampler's step"),
         (["evaluate", "--run-dir", str(run), "--guidance", "3"], "no condition to guide"),
-        (["evaluate", "--run-dir", str(base), "--request", "classes-cached"], "only a branched run"),
+        (["evaluate", "--run-dir", str(base), "--request", "classes-cached"], "share no trajectories"),
         (["transmute", "--run-dir", str(base)], "branched tree"),
         (["transmute", "--run-dir", str(run), "--from", "dog", "--to", "zebra"], "'zebra' is not in"),
         (["transmute", "--run-dir", str(run), "--from", "dog"], "go together"),

@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from taxodiff.branches.discovery import DiscoverySettings, discover, min_length
-from taxodiff.branches.sampler import sample_cached, sample_paths
-from taxodiff.branches.tree import BranchedTree
+from taxodiff.families.branched.discovery import DiscoverySettings, discover, min_length
+from taxodiff.families.branched.sampler import sample_cached, sample_paths
+from taxodiff.families.branched.tree import BranchedTree
 from taxodiff.noise import Noise
 from taxodiff.processes.gaussian import GaussianConfig, GaussianProcess
 from tests.test_branches import _mixture
@@ -125,7 +125,7 @@ def test_cached_and_per_path_sampling_with_the_exact_score(tree: BranchedTree) -
 
 
 def test_min_length_merges_short_internal_branches_and_lengthens_leaves() -> None:
-    from taxodiff.branches.discovery import Branch
+    from taxodiff.families.branched.discovery import Branch
 
     # ((0, 1) at 0.02, 2) at 0.5, 3) at 0.53, root to 1
     tree = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from taxodiff.branches.discovery import DiscoverySettings, alpha_bar, discover, single_linkage
+from taxodiff.families.branched.discovery import DiscoverySettings, alpha_bar, discover, single_linkage
 
 
 def _mixture(seed: int) -> list[torch.Tensor]:
@@ -28,7 +28,7 @@ def test_discovery_recovers_the_tree_and_the_merge_order(seed: int) -> None:
     for child, parent in (((0,), (0, 1)), ((1,), (0, 1)), ((2,), (2, 3)), ((3,), (2, 3)), ((0, 1), (0, 1, 2, 3))):
         assert ends[child].t_end == ends[parent].t_start  # branches tile [0, 1] along every path
     assert ends[(0, 1, 2, 3)].t_end == 1.0 and ends[(0,)].t_start == 0.0
-    from taxodiff.branches.report import never_crossed
+    from taxodiff.families.branched.discovery_runs import never_crossed
 
     assert never_crossed(tree, list("abcd"), 0.005) == []  # every pair of the mixture crosses before t = 1
 

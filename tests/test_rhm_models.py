@@ -16,10 +16,10 @@ from taxodiff.data.rhm.bp import BeliefPropagation
 from taxodiff.data.rhm.grammar import Grammar, one_hot
 from taxodiff.data.rhm.spec import GrammarSpec
 from taxodiff.errors import TaxodiffError
-from taxodiff.families.rhm import RHMDiffusion
-from taxodiff.families.rhm_adapters import one_hot_evidence
-from taxodiff.nets.transformer import SeqTransformer, TransformerConfig, count_params, width_for_params
-from taxodiff.nets.tree_unet import TreeUNet, TreeUNetConfig
+from taxodiff.families.rhm.adapters import one_hot_evidence
+from taxodiff.families.rhm.family import RHMDiffusion
+from taxodiff.families.rhm.transformer import SeqTransformer, TransformerConfig, count_params, width_for_params
+from taxodiff.families.rhm.tree_unet import TreeUNet, TreeUNetConfig
 from taxodiff.noise import Noise
 from tests.conftest import ROOT
 
@@ -140,7 +140,7 @@ def test_train_evaluate_and_resume(tmp_path):
 
 
 def test_learning_study_smoke(tmp_path):
-    from taxodiff.studies.rhm_learning import LearningPreset, run_study
+    from taxodiff.families.rhm.learning import LearningPreset, run_study
 
     preset = LearningPreset("tiny", (4, 8), (3, 6), ("tree_unet",), 16)
     summary = run_study(config.load(TINY), preset, tmp_path / "study", progress=False)
@@ -152,7 +152,7 @@ def test_learning_study_smoke(tmp_path):
 
 
 def test_phase_study_smoke(tmp_path):
-    from taxodiff.studies.rhm_phase import PhasePreset, run_study
+    from taxodiff.families.rhm.phase import PhasePreset, run_study
 
     preset = PhasePreset("tiny", (0.2, 0.6, 1.0), 4, (2, 3), 3)
     summary = run_study(config.load(TINY), preset, tmp_path / "phase", progress=False)

@@ -44,13 +44,13 @@ def test_sampling_grid_has_no_duplicates_and_separate_prior_knob():
     p = PRESETS["quick"]
     flat, two_stage = get_family("flat"), get_family("hierarchical")
     for fam in (flat, two_stage):
-        settings = p.settings("reference", fam.guidance_knobs, fam.baseline is None, 25)
+        settings = p.settings("reference", fam.roles.guidance, fam.roles.baseline, 25)
         assert len(set(settings)) == len(settings)
-    hier = p.settings("reference", two_stage.guidance_knobs, False, 25)
+    hier = p.settings("reference", two_stage.roles.guidance, False, 25)
     assert {(s.guidance, s.knob_scale) for s in hier} >= {(7.0, 0.0), (0.0, 7.0)}
     assert {s.knob for s in hier} == {None, "prior_guidance"}
-    assert all(s.steps != 25 for s in p.settings("reference", flat.guidance_knobs, True, 25))  # no repeats
-    assert {s.method for s in p.settings("reference", flat.guidance_knobs, True, 25)} == {"cfg", "interval", "cads"}
+    assert all(s.steps != 25 for s in p.settings("reference", flat.roles.guidance, True, 25))  # no repeats
+    assert {s.method for s in p.settings("reference", flat.roles.guidance, True, 25)} == {"cfg", "interval", "cads"}
 
 
 def _row(seed, props, kl, ci):  # type: ignore[no-untyped-def]
@@ -155,10 +155,10 @@ def test_the_guiders_preset_sweeps_every_rule_for_every_network():
     p = PRESETS["guiders"]
     assert [c.name for c in p.cells(config.load(TINY))] == ["reference"] and p.seeds >= 3
     flat, two_stage = get_family("flat"), get_family("hierarchical")
-    hier = p.settings("reference", two_stage.guidance_knobs, False, 25)
+    hier = p.settings("reference", two_stage.roles.guidance, False, 25)
     assert len(set(hier)) == len(hier)
     decoder = {s.method for s in hier if s.knob is None}
     prior = {s.method for s in hier if s.knob == "prior_guidance"}
     assert decoder == {"cfg", *p.methods}
     assert prior == decoder - {"fdg", "cads"}  # FDG needs images; CADS would anneal the decoder's condition too
-    assert {s.method for s in p.settings("reference", flat.guidance_knobs, True, 25)} == decoder
+    assert {s.method for s in p.settings("reference", flat.roles.guidance, True, 25)} == decoder

@@ -11,10 +11,10 @@ import torch
 from torch import distributions as D
 
 from taxodiff.cli import main
-from taxodiff.nets.treevae import TreeVAEConfig, TreeVAENet
+from taxodiff.families.treevae import elbo, growth
+from taxodiff.families.treevae.net import TreeVAEConfig, TreeVAENet
+from taxodiff.families.treevae.tree import Tree
 from taxodiff.noise import Noise
-from taxodiff.treevae import elbo, growth
-from taxodiff.treevae.tree import Tree
 from tests.conftest import ROOT
 
 TINY = ROOT / "tests" / "configs" / "tiny_treevae.yaml"
@@ -109,7 +109,7 @@ def test_a_split_trains_on_its_share_of_the_full_trees_elbo() -> None:
 
 def test_kl_weight_follows_the_seeds_annealing() -> None:
     from taxodiff.families.base import Stage
-    from taxodiff.families.treevae import TreeVAETrain, kl_weight
+    from taxodiff.families.treevae.family import TreeVAETrain, kl_weight
 
     t = TreeVAETrain(kl_growth=0.15, kl_final_warmup=0.5)
     split = Stage("split-2", 301)
@@ -122,7 +122,7 @@ def test_kl_weight_follows_the_seeds_annealing() -> None:
 
 
 def test_conditioning_augmentation_adds_noise_of_its_std_and_nothing_at_zero() -> None:
-    from taxodiff.treevae.refiner import augment
+    from taxodiff.families.treevae.refiner import augment
 
     guide = torch.zeros(64, 1, 16, 16)
     noise = Noise.from_seed(0, "aug")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from taxodiff import config, runs, seeds
 from taxodiff.config import RunConfig, legacy
 from taxodiff.errors import TaxodiffError
+from taxodiff.runs import stored_config
 
 if TYPE_CHECKING:
     from taxodiff.families.base import Family, Parent
@@ -39,22 +40,7 @@ class Loaded:
         return int(self.state["step"])
 
 
-# -- configs of runs ------------------------------------------------------------------------------------------
-def stored_config(run_dir: str | Path) -> tuple[Path, RunConfig, dict[str, Any]]:
-    """(checkpoint directory, config, state) of a trained run, checked without importing torch."""
-    ckpt = runs.resolve_checkpoint(run_dir)
-    state = runs.read_json(ckpt / "state.json")
-    if state.get("format") != runs.FORMAT:
-        raise TaxodiffError(f"{str(ckpt)!r} is not a taxodiff checkpoint")
-    if not isinstance(state.get("config"), dict):
-        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff model")
-    try:
-        cfg = config.resolve(state["config"])
-    except TaxodiffError as e:
-        raise TaxodiffError(f"checkpoint {str(ckpt)!r} holds a config this version cannot read ({e})") from None
-    return ckpt, cfg, state
-
-
+# -- configs of runs (stored_config: taxodiff.runs) -------------------------------------------------------
 def sample_settings(cfg: RunConfig, overrides: dict[str, Any] | None) -> RunConfig:
     """The run's config with sampling overrides (None = keep), checked like any config."""
     kept = {f"sample.{k}": v for k, v in (overrides or {}).items() if v is not None}
@@ -231,7 +217,7 @@ def _draw(run: Loaded, run_dir: Path, seed: int | None, progress: bool) -> tuple
     samples["step"] = torch.tensor([run.step])  # which checkpoint drew them
     tag = sample_tag(fam, seed)
     path = runs.save_samples(run_dir, tag, samples, _settings(run.cfg))
-    fam.save_figures(run_dir, samples, tag)
+    fam.figures(run.module, run_dir, samples, tag)
     return path, samples
 
 
@@ -284,10 +270,10 @@ def _count(samples: dict[str, Any] | None) -> int:
 
 
 def describe(result: dict[str, Any], model: str) -> str:
-    """One terminal line of an evaluation, as the run's family writes it."""
+    """One terminal line of an evaluation, as the run's family's evaluation type writes it."""
     from taxodiff.families import get_family
 
-    return get_family(model).describe_result(result)
+    return get_family(model).evaluation(result).describe()
 
 
 # -- data ---------------------------------------------------------------------------------------------------
@@ -318,13 +304,12 @@ def preview(cfg: RunConfig, out: str | Path, n: int = 32) -> Path:
 def add_class_config(parent: str | Path, label: str, under: str, overrides: dict[str, Any] | None = None) -> RunConfig:
     """A trained run's config with class ``label`` added to category ``under`` of its class tree and ``parent``
     naming the run: what :func:`train` needs to extend it (families that extend a parent: branched, labelled)."""
-    from taxodiff.families import get_family
+    from taxodiff.families import extending, get_family
 
     _, cfg, _ = stored_config(parent)
     if not get_family(cfg.model).extends_parent:
-        raise TaxodiffError(
-            f"adding a class extends a branched or labelled run: {str(parent)!r} is a {cfg.model!r} run"
-        )
+        takers = " or ".join(f.name for f in extending())
+        raise TaxodiffError(f"adding a class extends a {takers} run: {str(parent)!r} is a {cfg.model!r} run")
     spec = config.to_dict(cfg).get("hierarchy")
     if not spec:
         raise TaxodiffError(

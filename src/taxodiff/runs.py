@@ -199,3 +199,20 @@ def load_samples(path: Path) -> dict[str, Any]:
         return load_file(str(path))
     except SafetensorError as e:
         raise TaxodiffError(f"{str(path)!r} is not a valid safetensors file ({e})") from None
+
+
+def stored_config(run_dir: str | Path) -> tuple[Path, Any, dict[str, Any]]:
+    """(checkpoint directory, config, state) of a trained run, checked without importing torch."""
+    from taxodiff import config
+
+    ckpt = resolve_checkpoint(run_dir)
+    state = read_json(ckpt / "state.json")
+    if state.get("format") != FORMAT:
+        raise TaxodiffError(f"{str(ckpt)!r} is not a taxodiff checkpoint")
+    if not isinstance(state.get("config"), dict):
+        raise TaxodiffError(f"checkpoint {str(ckpt)!r} has no stored config: not a taxodiff model")
+    try:
+        cfg = config.resolve(state["config"])
+    except TaxodiffError as e:
+        raise TaxodiffError(f"checkpoint {str(ckpt)!r} holds a config this version cannot read ({e})") from None
+    return ckpt, cfg, state

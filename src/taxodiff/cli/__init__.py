@@ -44,6 +44,9 @@ def _config(args: argparse.Namespace, extra: dict[str, Any] | None = None, under
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    verb = getattr(args, "verb", None)
+    if verb is not None:  # a family's own verb
+        return int(verb.run(args, _config(args) if verb.takes_config else None))
     command = getattr(args, "alias_command", None) or args.command
     if command == "data":
         from taxodiff import api
@@ -54,12 +57,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _train(args)
     if command in ("sample", "evaluate"):
         return _sample(args, command)
-    if command == "branches":
-        return _branches(args)
     if command == "add-class":
         return _add_class(args)
-    if command == "transmute":
-        return _transmute(args)
     if command == "demo":
         from taxodiff.studies.demo import run_demo
 
@@ -72,34 +71,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(command)
 
 
-def _branches(args: argparse.Namespace) -> int:
-    from taxodiff.branches.discovery import DiscoverySettings
-    from taxodiff.branches.report import run_discovery
-
-    if args.times < 2:
-        raise TaxodiffError(f"--times {args.times} is invalid: allowed is at least 2")
-    if args.min_length >= 0.5:
-        raise TaxodiffError(f"--min-length {args.min_length} is invalid: allowed is 0 <= x < 0.5")
-    s = DiscoverySettings(
-        times=args.times, draws=args.draws, smooth=args.smooth, eps=args.eps, min_length=args.min_length
-    )
-    r = run_discovery(_config(args), args.out, s, args.per_class, args.seeds)
-    for m in r["tree"]["merges"]:
-        print(f"t = {m['t']:.3f}: {' '.join(m['a'])} + {' '.join(m['b'])}")
-    if args.min_length > 0:
-        kept = [b for b in r["tree"]["branches"] if len(b["classes"]) > 1]
-        print(
-            f"after --min-length {args.min_length:g}: {len(kept)} internal branches: "
-            + "; ".join(f"{' '.join(b['classes'])} {b['t_start']:.3f}..{b['t_end']:.3f}" for b in kept)
-        )
-    if r["never_crossed"]:
-        pairs = ", ".join("-".join(p) for p in r["never_crossed"])
-        print(f"never crossed on the grid (merged at t = 1 by convention): {pairs}")
-    recovered = sum(r["true_tree_recovered"])
-    print(f"config's class tree recovered in {recovered} of {len(r['seeds'])} seeds; {args.out / 'tree.json'}")
-    return 0
-
-
 def _add_class(args: argparse.Namespace) -> int:
     from taxodiff import api
 
@@ -109,29 +80,6 @@ def _add_class(args: argparse.Namespace) -> int:
     )
     summary = api.train(cfg, args.run_dir, progress=not args.quiet)
     print(f"added class {args.label!r} to {args.parent} in {summary['seconds']} s: {args.run_dir}")
-    return 0
-
-
-def _transmute(args: argparse.Namespace) -> int:
-    from taxodiff import api
-    from taxodiff.branches import transmute
-
-    if (args.source_class is None) != (args.target_class is None):
-        raise TaxodiffError("--from and --to go together: allowed are both (one pair) or neither (every pair)")
-    pairs = None if args.source_class is None else [(args.source_class, args.target_class)]
-    api.stored_config(args.run_dir)  # a missing or foreign run: one line, before torch loads
-    from taxodiff.train.distributed import resolve_device
-
-    run = api.load(args.run_dir, resolve_device(args.device or "auto"))
-    result = transmute.transmute(run, pairs, args.n, args.scale, not args.quiet)
-    out = args.out or args.run_dir / "transmute"
-    figure = transmute.write([result], out)
-    for r in result["pairs"]:
-        print(
-            f"{r['from']} -> {r['to']} at t = {r['t']:.3f}: target {r['share_target']:.2f}, "
-            f"source {r['share_source']:.2f}"
-        )
-    print(f"{out / 'transmute.json'}; {figure}")
     return 0
 
 

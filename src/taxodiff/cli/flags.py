@@ -1,6 +1,6 @@
 """Command-line flags that set config keys, typed and checked by the config field they set.
 
-A family declares its flags (``Family.flags``: flag -> (dotted key, help)); the CLI offers the union of the
+A family declares its flags (``Family.commands.flags``: flag -> (dotted key, help)); the CLI offers the union of the
 registered families' flags (sample.* keys on sample and evaluate, the others on train), converts a flag's
 text as YAML (``3`` a number, ``ddim`` a string) and checks it with the field's own type and rule, so a bad
 value is refused before anything is read or trained.
@@ -107,7 +107,7 @@ def family_flags(verb: str) -> dict[str, tuple[str, str]]:
 
     out: dict[str, tuple[str, str]] = {}
     for fam in FAMILIES.all():
-        for flag, (key, text) in fam.flags.items():
+        for flag, (key, text) in fam.commands.flags.items():
             is_sample = key.startswith("sample.")
             if (verb == "sample") == is_sample:
                 out.setdefault(flag, (key, text))

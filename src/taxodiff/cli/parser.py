@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from taxodiff import __version__
+from taxodiff.argtypes import nonneg_float, positive_int
 from taxodiff.cli.flags import family_flags, key_value, value_type
 
 
@@ -17,33 +19,18 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not allowed: allowed is an integer >= 1")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"{v} is not allowed: allowed is a number >= 0")
-    return v
-
-
 def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
     if config:
         p.add_argument("--config", type=Path, help="YAML run config (defaults: see taxodiff.config)")
         p.add_argument(
-            "--set", dest="sets", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+            "--set",
+            dest="sets",
+            type=key_value,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="set any config key, e.g. --set train.steps=300 (repeatable)",
-        )  # fmt: skip
+        )
     p.add_argument("--seed", type=value_type("seed"), help="root seed (default: the config's, 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -75,7 +62,8 @@ def _train(sub: argparse._SubParsersAction, model: str | None = None) -> None:
 def _only(model: str, sample: bool) -> dict[str, tuple[str, str]]:
     from taxodiff.families import get_family
 
-    return {f: (k, t) for f, (k, t) in get_family(model).flags.items() if k.startswith("sample.") == sample}
+    flags = get_family(model).commands.flags
+    return {f: (k, t) for f, (k, t) in flags.items() if k.startswith("sample.") == sample}
 
 
 def _sample(sub: argparse._SubParsersAction, model: str | None = None) -> None:
@@ -89,26 +77,12 @@ def _sample(sub: argparse._SubParsersAction, model: str | None = None) -> None:
         _key_flags(sp, "sample", None if model is None else _only(model, sample=True))
 
 
-def _branches(sub: argparse._SubParsersAction) -> None:
-    """``branches``: branch discovery alone, repeated over seeds."""
-    br = sub.add_parser("branches", help="discover branch points: when classes merge under forward diffusion")
-    _common(br)
-    br.add_argument("--out", type=Path, default=Path("runs/branches"))
-    br.add_argument("--per-class", type=_positive, default=100, help="training images per class (default 100)")
-    br.add_argument("--times", type=_positive, default=1000, help="time grid points in [0, 1] (default 1000)")
-    br.add_argument("--draws", type=_positive, default=1, help="noise draws per time point (default 1)")
-    br.add_argument("--eps", type=_nonneg_float, default=0.005, help="crossing tolerance (default 0.005)")
-    br.add_argument("--smooth", type=_nonneg_float, default=3.0, help="smoothing, in grid steps (default 3)")
-    br.add_argument("--seeds", type=_positive, default=1, help="repeat over seeds; reports clade recurrence")
-    br.add_argument(
-        "--min-length", type=_nonneg_float, default=0.0,
-        help="shortest branch, in units of time: shorter internal branches merge into the one above (default 0)",
-    )  # fmt: skip
+def _add_class(sub: argparse._SubParsersAction) -> None:
+    """``add-class``: extend a run of a family that takes a parent run by one class (continual learning)."""
+    from taxodiff.families import extending
 
-
-def _continual(sub: argparse._SubParsersAction) -> None:
-    """``add-class`` (extend a branched or labelled run by one class) and ``transmute`` (a branched run)."""
-    ac = sub.add_parser("add-class", help="continual learning: extend a branched or labelled run by one class")
+    takers = " or ".join(f.name for f in extending())
+    ac = sub.add_parser("add-class", help=f"continual learning: extend a {takers} run by one class")
     _common(ac, config=False)
     ac.add_argument("--parent", type=Path, required=True, help="the trained run to extend")
     ac.add_argument("--class", dest="label", required=True, help="the new class (a label of the data source)")
@@ -116,17 +90,34 @@ def _continual(sub: argparse._SubParsersAction) -> None:
     ac.add_argument("--run-dir", type=Path, required=True, help="the new run")
     ac.add_argument("--train-steps", type=value_type("train.steps"), help="steps (default: the parent's)")
     ac.add_argument(
-        "--set", dest="sets", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-        help="set a config key of the new run, e.g. --set train.continual_data=all (labelled)",
-    )  # fmt: skip
-    tm = sub.add_parser("transmute", help="turn training images of class A into class B down a branched run's tree")
-    _common(tm, config=False)
-    tm.add_argument("--run-dir", type=Path, required=True)
-    tm.add_argument("--from", dest="source_class", help="class A (default: every ordered pair)")
-    tm.add_argument("--to", dest="target_class", help="class B (with --from)")
-    tm.add_argument("--n", type=_positive, default=16, help="images per pair (default 16)")
-    tm.add_argument("--scale", type=_nonneg_float, default=1.0, help="multiplies each pair's branch time (default 1)")
-    tm.add_argument("--out", type=Path, help="default: <run-dir>/transmute")
+        "--set",
+        dest="sets",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config key of the new run, e.g. --set train.continual_data=all",
+    )
+
+
+def _verb(sub: argparse._SubParsersAction, verb: Any) -> None:
+    """A family's own verb (its arguments, the common ones, its function)."""
+    p = sub.add_parser(verb.name, help=verb.help)
+    _common(p, config=verb.takes_config)
+    verb.arguments(p)
+    p.set_defaults(verb=verb)
+
+
+def _alias(sub: argparse._SubParsersAction, fam: Any) -> None:
+    """``taxodiff <family> train|sample|evaluate|<its verbs>``: the verbs for runs of one family."""
+    alias = sub.add_parser(fam.name, help=f"{fam.summary} (train, sample, evaluate)")
+    asub = alias.add_subparsers(dest="alias_command", required=True, parser_class=Parser)
+    _train(asub, fam.name)
+    _sample(asub, fam.name)
+    if fam.extends_parent:
+        _add_class(asub)
+    for verb in fam.commands.verbs:
+        _verb(asub, verb)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,19 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     prev = dsub.add_parser("preview", help="write a PNG grid of training images per category")
     _common(prev)
     prev.add_argument("--out", type=Path, default=Path("preview.png"))
-    prev.add_argument("--n", type=_positive, default=32, help="images per category")
+    prev.add_argument("--n", type=positive_int, default=32, help="images per category")
 
     _train(sub)
     _sample(sub)
-
-    _branches(sub)
-    _continual(sub)
+    _add_class(sub)
+    for fam in FAMILIES.all():
+        for verb in fam.commands.verbs:
+            _verb(sub, verb)
 
     demo = sub.add_parser("demo", help="train the compared families, sample, evaluate, write a report")
     _common(demo)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--guidance", type=_nonneg_float, default=3.0, help="the higher guidance scale shown")
-    demo.add_argument("--seeds", type=_positive, default=1, help="training seeds (the config's seed, +1, ...)")
+    demo.add_argument("--guidance", type=nonneg_float, default=3.0, help="the higher guidance scale shown")
+    demo.add_argument("--seeds", type=positive_int, default=1, help="training seeds (the config's seed, +1, ...)")
     demo.add_argument("--train-steps", type=value_type("train.steps"), help="override train.steps")
     demo.add_argument("--n-per-category", type=value_type("sample.n_per_category"), help="samples per category")
 
@@ -167,16 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--preset", choices=tuple(st.presets), default=next(iter(st.presets)), help=presets)
         sp.add_argument("--out", type=Path, default=Path(st.default_out))
         if "seeds" in st.options:
-            sp.add_argument("--seeds", type=_positive, help="number of seeds (default: the preset's)")
+            sp.add_argument("--seeds", type=positive_int, help="number of seeds (default: the preset's)")
         if "run_dir" in st.options:
             sp.add_argument("--run-dir", type=Path, help="a trained run to use (default: train one under --out)")
 
     for fam in FAMILIES.all():
-        if fam.cli_alias:
-            alias = sub.add_parser(fam.name, help=f"{fam.summary} (train, sample, evaluate)")
-            asub = alias.add_subparsers(dest="alias_command", required=True, parser_class=Parser)
-            _train(asub, fam.name)
-            _sample(asub, fam.name)
-            if fam.extends_parent:
-                _continual(asub)
+        if fam.commands.alias:
+            _alias(sub, fam)
     return ap

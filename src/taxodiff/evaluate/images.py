@@ -113,27 +113,3 @@ def pixel_quality(images: torch.Tensor, z2: np.ndarray, ref: ImageBatch, train: 
     data = train.images[torch.cat(picks)]
     model, own = swd(images, ref.images), swd(data, ref.images)
     return {**model, "swd_data": own["swd"], "levels_data": own["levels"]}
-
-
-def describe(r: dict[str, Any]) -> str:
-    """One line of an image evaluation."""
-    o = r["images"]["overall"]
-    line = (
-        f"{r['model']} {r['tag']}: coverage {o['coverage']:.2f}  KL {o['kl']:.4f}  entropy {o['entropy']:.3f} "
-        f"(data {o['entropy_data']:.3f})  TV {o['tv']:.3f}  off-category {o['off_category']:.3f}"
-    )
-    if "classes" in r:
-        line += f"  class accuracy {r['classes']['accuracy']:.3f}"
-    if "fidelity" in r:
-        line += f"  fidelity {r['fidelity']['value']:.3f}  prior KL {r['prior']['overall']['kl']:.4f}"
-    if "features" in r:
-        f = r["features"]["overall"]
-        if f.get("precision") is not None:
-            line += f"  precision {f['precision']:.3f}  recall {f['recall']:.3f}"
-        line += f"  copies {r['features']['memorisation']['rate']:.3f}"
-        if r["features"].get("classes", {}).get("frechet_mean") is not None:
-            line += f"  class FD {r['features']['classes']['frechet_mean']:.2f}"
-        if "pixels" in r["features"]:
-            p = r["features"]["pixels"]
-            line += f"  pixel SWD {p['swd']:.1f} (data {p['swd_data']:.1f})"
-    return line + f"  (classifier held-out accuracy {r['classifier']['accuracy']:.4f})"

@@ -1,18 +1,23 @@
-"""What a model family declares and does. One subclass per family, registered in ``taxodiff.families``.
+"""What a model family declares and does. One subclass per family, in the family's folder, registered in
+``taxodiff.families``.
 
-A family is bound to a run config. It declares:
+A family is bound to a run config. It declares its config sections (``sections``: ``net``, ``diffusion``,
+``sample`` and, where it extends the trainer's, ``train``; ``defaults``: dotted values replacing the generic
+ones) and the data kinds it takes, and does:
 
-- ``sections``: its ``net``, ``diffusion`` and ``sample`` config sections (and ``train``, where it extends the
-  trainer's section), and ``defaults`` (dotted values replacing the generic defaults);
-- ``data_kinds``: the data it accepts ("images", "sequences");
 - ``build()``: its networks, in a :class:`taxodiff.families.module.FamilyModule` (checkpoint keys
   ``<network>.<parameter>``); ``structure()``, a JSON record saved with every checkpoint from which ``build``
   makes the same networks again (for families that grow);
-- ``stages()``, ``grow()``, ``freeze()``, ``stage_data()`` and ``at_step()``: training stages, what changes at
-  each stage's first step, what a stage trains on and what changes at every step inside it;
-- ``loss()`` and ``param_groups()``: what the one trainer minimises, and with which learning rates;
-- ``generate()``: samples for a sampling config, every sample drawn from its own random stream;
-- ``evaluate()``: scores of those samples, merged into the run's ``eval.json``.
+- ``stages()``: the phases of training, with the hooks a phase may need (``grow``, ``freeze``, ``stage_data``,
+  ``at_step``); ``loss()`` and ``param_groups()``: what the one trainer minimises, with which learning rates;
+- ``generate()``: the samples a sampling config asks for (``sample_tag``, ``sample_count``), every sample from
+  its own random stream, and ``figures()`` of them;
+- ``evaluate()``: scores of those samples, merged into the run's ``eval.json``; ``evaluation`` types them
+  (:mod:`taxodiff.evaluate.results`: a study's row, a terminal line).
+
+What the command line and the studies read of a family is metadata beside it: ``commands``
+(:class:`Commands`: its flags, its own verbs, an alias ``taxodiff <family> ...``) and ``roles``
+(:class:`Roles`: whether the comparisons take it, as their baseline or not, and its guidance scales).
 
 Importing this module (or a family module) imports no torch: heavy imports happen inside the methods, so
 configs are checked instantly.
@@ -20,13 +25,14 @@ configs are checked instantly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from torch import Tensor, nn
+    from torch import Tensor
 
     from taxodiff.config.schema import RunConfig
     from taxodiff.data.base import DataSource
@@ -57,19 +63,46 @@ class Parent:
     family: Any
 
 
+@dataclass(frozen=True)
+class Roles:
+    """How the studies use a family."""
+
+    compared: bool = False  # the comparisons of its data kind take it (the demo, the mode-collapse study)
+    baseline: bool = False  # the reference those comparisons measure the others against (one per data kind)
+    guidance: Mapping[str, str] = field(default_factory=dict)  # its guidance scales: sample key -> what it guides
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A command-line verb a family brings: ``taxodiff <name>`` and ``taxodiff <family> <name>``."""
+
+    name: str
+    help: str
+    arguments: Callable[[Any], None]  # adds its own arguments to an argparse parser
+    run: Callable[[Any, Any], int]  # (the parsed arguments, the run config or None) -> exit code
+    takes_config: bool = False  # reads a run config (--config, --set): the CLI builds it and passes it to run
+
+
+@dataclass(frozen=True)
+class Commands:
+    """What a family adds to the command line."""
+
+    flags: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # flag -> (dotted key, help)
+    verbs: tuple[Verb, ...] = ()
+    alias: bool = False  # ``taxodiff <family> train|sample|evaluate|<its verbs>``
+
+
 class Family:
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     data_kinds: ClassVar[tuple[str, ...]] = ()
     sections: ClassVar[dict[str, type]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
-    baseline: ClassVar[str | None] = None  # the family this one is compared with (None: it is a baseline)
-    compare: ClassVar[bool] = True  # takes part in the demo and the comparative studies
-    guidance_knobs: ClassVar[dict[str, str]] = {}  # sample key of each guidance scale -> what it guides
-    uses_parent: ClassVar[bool] = False  # needs ``parent:``, a trained run it builds on
+    uses_parent: ClassVar[bool] = False  # needs ``parent:``, a trained run it builds on (a second stage)
     extends_parent: ClassVar[bool] = False  # may take ``parent:``: a trained run of its own family it extends
-    flags: ClassVar[dict[str, tuple[str, str]]] = {}  # CLI flags setting its keys: flag -> (dotted key, help)
-    cli_alias: ClassVar[bool] = False  # ``taxodiff <name> train|sample|evaluate`` as an alias of the verbs
+    evaluation: ClassVar[type] = object  # the type of its evaluations (taxodiff.evaluate.results)
+    roles: ClassVar[Roles] = Roles()
+    commands: ClassVar[Commands] = Commands()
 
     def __init__(self, cfg: RunConfig, source: DataSource | None = None) -> None:
         from taxodiff.data import get_source
@@ -134,17 +167,9 @@ class Family:
         """All samples a sampling config asks for; sample i depends on (seed, i) only, not on batching."""
         raise NotImplementedError
 
-    def save_figures(self, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
-        """Figures of freshly drawn samples (a grid per category...)."""
+    def figures(self, module: FamilyModule, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
+        """Figures of freshly drawn samples (a grid per category...) under ``run_dir``."""
 
     # -- evaluation -------------------------------------------------------------------------------------
     def evaluate(self, module: FamilyModule, samples: dict[str, Tensor], progress: bool = True) -> dict:
         raise NotImplementedError
-
-    @classmethod
-    def describe_result(cls, result: dict[str, Any]) -> str:
-        """One line of the evaluation, for the terminal."""
-        return f"{cls.name} {result.get('tag', '')}"
-
-    def networks(self, module: FamilyModule) -> dict[str, nn.Module]:
-        return dict(module.named_children())

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from taxodiff.config.fields import choice, nonneg, pair, positive, unit
 from taxodiff.errors import TaxodiffError
+from taxodiff.evaluate.results import ImageEvaluation
 from taxodiff.processes.choices import BETA_SCHEDULES, GUIDANCE_METHODS, GUIDANCE_SPACES, PREDICTIONS, SAMPLERS
 from taxodiff.processes.guiders import Guiders
 
@@ -210,17 +211,13 @@ def category_figure(source: DataSource, samples: dict[str, Tensor], path: Path, 
 
 
 class ImageScores:
-    """What an image family's evaluation is by default: the image metrics of its samples, and their line."""
+    """What an image family's evaluation is by default: the image metrics of its samples."""
+
+    evaluation: ClassVar[type] = ImageEvaluation
 
     def evaluate(self, module: Any, samples: dict[str, Tensor], progress: bool = True) -> dict:
         result, _ = evaluation(self, samples, module.device, progress)
         return result
-
-    @classmethod
-    def describe_result(cls, result: dict[str, Any]) -> str:
-        from taxodiff.evaluate.images import describe
-
-        return describe(result)
 
 
 def evaluation(family: Any, samples: dict[str, Tensor], device: Any, progress: bool) -> tuple[dict, Any]:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class FamilyModule(nn.Module):
     def __init__(self, family: Any, nets: dict[str, nn.Module]) -> None:  # family: a taxodiff Family
         super().__init__()
-        object.__setattr__(self, "family", family)  # not a submodule, not in the state dict
+        self.family = family  # not a module: an attribute, not in the state dict
         for name, net in nets.items():
             self.add_module(name, net)
 

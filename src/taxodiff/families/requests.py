@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 REQUESTS = ("categories", "classes", "classes-cached")
 FLAGS: dict[str, tuple[str, str]] = {
-    "--request": ("sample.request", "categories (default), classes or classes-cached (branched only)"),
+    "--request": ("sample.request", "categories (default), classes or classes-cached (classes sharing trajectories)"),
     "--n-per-class": ("sample.n_per_class", "samples per class (class requests)"),
     "--classes": ("sample.classes", "class requests: these classes only, e.g. 3,8"),
 }
@@ -149,11 +149,11 @@ def figure(source: Any, samples: dict[str, Tensor], path: Any, title: str, tag: 
 def added_leaf(family: Any) -> int:
     """Continual learning: the index in ``family``'s class tree of the one class it adds to its parent run's
     tree; refused in one line unless exactly one is added and none is dropped."""
-    from taxodiff import api
+    from taxodiff import runs
     from taxodiff.data import get_source
     from taxodiff.errors import TaxodiffError
 
-    _, parent_cfg, _ = api.stored_config(family.cfg.parent)
+    _, parent_cfg, _ = runs.stored_config(family.cfg.parent)
     old = get_source(parent_cfg.data.source)(parent_cfg).hierarchy.leaf_names
     names = family.hierarchy.leaf_names
     gone = [c for c in old if c not in names]

@@ -30,9 +30,9 @@ STUDIES: Registry[Study] = Registry(
     "study",
     {
         "mode-collapse": "taxodiff.studies.mode_collapse:STUDY",
-        "rhm-learning": "taxodiff.studies.rhm_learning:STUDY",
-        "rhm-phase-transition": "taxodiff.studies.rhm_phase:STUDY",
-        "branched": "taxodiff.studies.branched:STUDY",
-        "treevae": "taxodiff.studies.treevae:STUDY",
+        "rhm-learning": "taxodiff.families.rhm.learning:STUDY",
+        "rhm-phase-transition": "taxodiff.families.rhm.phase:STUDY",
+        "branched": "taxodiff.families.branched.study:STUDY",
+        "treevae": "taxodiff.families.treevae.study:STUDY",
     },
 )

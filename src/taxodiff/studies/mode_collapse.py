@@ -220,13 +220,13 @@ def jobs(cfg: RunConfig, preset: Preset, out: Path) -> list[Job]:
             cell_cfg = cell_config(cfg, cell, seed)
             for fam in families:
                 run_cfg = config_mod.for_family(cell_cfg, fam.name)
-                settings = preset.settings(cell.name, fam.guidance_knobs, fam.baseline is None, run_cfg.sample.steps)
+                settings = preset.settings(cell.name, fam.roles.guidance, fam.roles.baseline, run_cfg.sample.steps)
                 out_jobs.append(
                     Job(
                         {"cell": cell.name, "seed": seed, "model": fam.name},
                         run_cfg,
                         out / cell.name / f"seed{seed}" / fam.name,
-                        tuple(s.for_family(fam.guidance_knobs) for s in settings),
+                        tuple(s.for_family(fam.roles.guidance) for s in settings),
                     )
                 )
     return out_jobs

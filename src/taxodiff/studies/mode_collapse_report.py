@@ -80,15 +80,15 @@ def families_of(kind: str) -> dict[str, Any]:
     from taxodiff.families import compared
 
     fams = compared(kind)
-    base = next(f for f in fams if f.baseline is None)
-    hier = next((f for f in fams if f.baseline is not None), base)
-    extra = [k for k in hier.guidance_knobs if k != "guidance"]
+    base = next(f for f in fams if f.roles.baseline)
+    hier = next((f for f in fams if not f.roles.baseline), base)
+    extra = [k for k in hier.roles.guidance if k != "guidance"]
     return {
         "baseline": base.name,
         "contender": hier.name,
         "knob": extra[0] if extra else None,
-        "knob_label": hier.guidance_knobs.get(extra[0], "") if extra else "",
-        "main_label": hier.guidance_knobs.get("guidance", "image"),
+        "knob_label": hier.roles.guidance.get(extra[0], "") if extra else "",
+        "main_label": hier.roles.guidance.get("guidance", "image"),
         "summaries": {f.name: f.summary for f in fams},
     }
 

@@ -19,8 +19,8 @@ from taxodiff.config.fields import choice, nonneg
 from taxodiff.config.schema import TrainConfig
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images, requests
-from taxodiff.families.base import Parent, Stage
-from taxodiff.families.flat import Flat
+from taxodiff.families.base import Commands, Parent, Roles, Stage
+from taxodiff.families.conditional import FLAGS, ConditionalImages
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -41,7 +41,7 @@ class LabelledTrain(TrainConfig):
     continual_data: str = choice("new", ("new", "all"))  # with parent: fine-tune on the new class only, or on all
 
 
-class Labelled(Flat):
+class Labelled(ConditionalImages):
     name: ClassVar[str] = "labelled"
     summary: ClassVar[str] = "one image denoiser conditioned on the class: the branched family's baseline"
     sections: ClassVar[dict[str, type]] = {
@@ -50,22 +50,31 @@ class Labelled(Flat):
         "train": LabelledTrain,
         "sample": requests.LeafSample,
     }
-    compare: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = requests.DEFAULTS
     extends_parent: ClassVar[bool] = True
-    flags: ClassVar[dict[str, tuple[str, str]]] = {**Flat.flags, **requests.FLAGS}
+    roles: ClassVar[Roles] = Roles(guidance={"guidance": "image"})
+    commands: ClassVar[Commands] = Commands(flags={**FLAGS, **requests.FLAGS})
 
     @classmethod
     def check(cls, cfg: Any) -> None:
         images.check_image_sections(cfg)
         if cfg.sample.request == "classes-cached":
-            raise TaxodiffError("sample.request = 'classes-cached' is invalid for the labelled family: allowed are "
-                                "categories, classes (only a branched run shares trajectories)")  # fmt: skip
+            raise TaxodiffError(
+                f"sample.request = 'classes-cached' is invalid for the {cls.name} family: allowed are categories, "
+                "classes (its classes share no trajectories)"
+            )
+
+    @property
+    def cond_dim(self) -> int:
+        return self.hierarchy.num_leaves
 
     def condition(self, leaf: Tensor) -> Tensor:
         from torch.nn import functional as F
 
         return F.one_hot(leaf, self.hierarchy.num_leaves).float()
+
+    def labels(self, batch: dict[str, Tensor]) -> Tensor:
+        return batch["z1"]
 
     def widths(self, structure: dict[str, Any] | None, parent: Parent | None) -> tuple[tuple[int, ...], int]:
         """(U-Net widths, embedding width): the run's saved ones, the parent run's, the config's, or matched to
@@ -77,13 +86,16 @@ class Labelled(Flat):
         n = self.cfg.net
         if not n.match_parameters:
             return tuple(n.channels), n.emb_dim
-        from taxodiff.nets.branched_unet import matched_config
-        from taxodiff.nets.unet import UNetConfig
+        from taxodiff.nets.unet import UNetConfig, matched_config
 
         base = UNetConfig(
-            in_channels=self.source.image_shape()[0], channels=n.channels, blocks_per_level=n.blocks_per_level,
-            cond_dim=self.hierarchy.num_leaves, emb_dim=n.emb_dim, patch=n.patch,
-        )  # fmt: skip
+            in_channels=self.source.image_shape()[0],
+            channels=n.channels,
+            blocks_per_level=n.blocks_per_level,
+            cond_dim=self.hierarchy.num_leaves,
+            emb_dim=n.emb_dim,
+            patch=n.patch,
+        )
         got = matched_config(base, n.match_parameters)
         return got.channels, got.emb_dim
 
@@ -137,12 +149,8 @@ class Labelled(Flat):
     def stages(self) -> list[Stage]:
         return [Stage("fine-tune" if self.cfg.parent else "train", self.cfg.train.steps)]
 
-    def loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
-        cond = self.condition(batch["z1"])
-        return {"loss": images.conditional_loss(module.net, self.process, batch["images"], cond, self.p_uncond, noise)}
-
     def sample_tag(self, sc: Any) -> str:
-        return requests.tag(sc, self.guidance_knobs)
+        return requests.tag(sc, self.roles.guidance)
 
     def sample_count(self, sc: Any) -> int:
         return requests.count(self.hierarchy, sc)
@@ -161,13 +169,5 @@ class Labelled(Flat):
         bar.close()
         return out | {"z2": req.z2, "leaf": req.leaf}
 
-    def save_figures(self, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
+    def figures(self, module: FamilyModule, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
         requests.figure(self.source, samples, run_dir / "figures" / f"samples_{tag}.png", f"{self.name}, {tag}", tag)
-
-    def draw(self, module: FamilyModule, sc: Any, leaf: Tensor, noise: Noise) -> dict[str, Tensor]:
-        from taxodiff.evaluate.images import to_uint8
-
-        cond = self.condition(leaf)
-        shape = (len(leaf), *self.source.image_shape())
-        x = images.guided_sample(module.net, cond, sc, sc.guidance, self.process, shape, noise, sc.sampler, sc.steps)
-        return {"images": to_uint8(x.clamp(-1, 1))}

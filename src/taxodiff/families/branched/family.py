@@ -1,8 +1,8 @@
 """Model D, branched (seed 004): one U-Net trunk and a decoder head per branch of a class tree found in the data.
 
-At the start of training the branch points are discovered on the training images (taxodiff.branches.discovery,
+At the start of training the branch points are discovered on the training images (taxodiff.families.branched.discovery,
 on this process's own noise schedule: a branch point is a noise level) and kept as a tree on process times
-(taxodiff.branches.tree). A training sample (class c, time t) trains the head of the branch that holds c at t;
+(taxodiff.families.branched.tree). A training sample (class c, time t) trains the head of the branch that holds c at t;
 the trunk is shared by all. Sampling a class follows its path from the root down; a coarse request ("an
 animal") draws each sample's class from p(class | category) and sends it down that class's path, so the
 family is scored by the same mode metrics as the others; ``classes-cached`` samples every class at once,
@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from taxodiff.config.fields import nonneg, positive
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images, requests
-from taxodiff.families.base import Family, Parent, Stage
+from taxodiff.families.base import Commands, Family, Parent, Stage
+from taxodiff.families.branched.commands import VERBS
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from taxodiff.branches.tree import BranchedTree
+    from taxodiff.families.branched.tree import BranchedTree
     from taxodiff.families.module import FamilyModule
     from taxodiff.noise import Noise
+    from taxodiff.processes.gaussian import GaussianProcess
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class BranchedNet(images.ImageNet):
     branch_smooth: float = nonneg(3.0)  # Gaussian smoothing of the similarity curves (time-grid steps)
     branch_draws: int = positive(1)  # noise draws per time point
     # shortest branch, as a share of the process's time (0 <= x < 0.5): shorter internal branches are merged into
-    # the branch above, leaf branches lengthened to it (taxodiff.branches.discovery.min_length)
+    # the branch above, leaf branches lengthened to it (taxodiff.families.branched.discovery.min_length)
     branch_min_length: float = nonneg(0.05)
 
 
@@ -61,16 +63,17 @@ class Branched(images.ImageScores, Family):
         "diffusion": images.GaussianDiffusion,
         "sample": requests.LeafSample,
     }
-    baseline: ClassVar[str | None] = "labelled"
     defaults: ClassVar[dict[str, Any]] = requests.DEFAULTS
-    compare: ClassVar[bool] = False
     extends_parent: ClassVar[bool] = True
-    cli_alias: ClassVar[bool] = True  # taxodiff branched train|sample|evaluate|add-class|transmute
-    flags: ClassVar[dict[str, tuple[str, str]]] = {
-        "--steps": ("sample.steps", "sampling steps over the whole time span (a branch gets those inside it)"),
-        "--n-per-category": ("sample.n_per_category", "samples per category (request categories)"),
-        **requests.FLAGS,
-    }
+    commands: ClassVar[Commands] = Commands(
+        flags={
+            "--steps": ("sample.steps", "sampling steps over the whole time span (a branch gets those inside it)"),
+            "--n-per-category": ("sample.n_per_category", "samples per category (request categories)"),
+            **requests.FLAGS,
+        },
+        verbs=VERBS,
+        alias=True,
+    )
 
     @classmethod
     def check(cls, cfg: Any) -> None:
@@ -93,13 +96,13 @@ class Branched(images.ImageScores, Family):
             )
 
     @cached_property
-    def process(self) -> Any:
+    def process(self) -> GaussianProcess:
         return images.gaussian_process(self.cfg)
 
     # -- the tree -----------------------------------------------------------------------------------------
     def discovery_settings(self) -> Any:
         from taxodiff import seeds
-        from taxodiff.branches.discovery import DiscoverySettings
+        from taxodiff.families.branched.discovery import DiscoverySettings
 
         n = self.cfg.net
         return DiscoverySettings(
@@ -117,22 +120,22 @@ class Branched(images.ImageScores, Family):
         return self.process.abar(torch.arange(self.process.T + 1)).double().numpy()
 
     def class_images(self) -> list[Tensor]:
-        from taxodiff.branches.report import class_samples
+        from taxodiff.families.branched.discovery_runs import class_samples
 
         h = self.hierarchy
         return class_samples(self.full_train_set, h.num_leaves, self.cfg.net.branch_per_class, self.cfg.seed)
 
     def discover(self) -> BranchedTree:
         """The branched tree of the training data, on this process's times."""
-        from taxodiff.branches.discovery import discover
-        from taxodiff.branches.tree import BranchedTree
+        from taxodiff.families.branched.discovery import discover
+        from taxodiff.families.branched.tree import BranchedTree
 
         found = discover(self.class_images(), self.discovery_settings(), self.levels())
         return BranchedTree.from_discovery(found.branches, self.hierarchy.leaf_names, self.process.T)
 
     def join(self, tree: BranchedTree, new: str) -> tuple[str, int]:
         """(nearest old class, process time) where class ``new`` joins the tree: its earliest crossing."""
-        from taxodiff.branches.discovery import crossing_times, similarity_curves
+        from taxodiff.families.branched.discovery import crossing_times, similarity_curves
 
         names = self.hierarchy.leaf_names
         data = self.class_images()
@@ -147,9 +150,9 @@ class Branched(images.ImageScores, Family):
     def build(self, structure: dict[str, Any] | None = None, parent: Parent | None = None) -> FamilyModule:
         import copy
 
-        from taxodiff.branches.tree import BranchedTree
-        from taxodiff.families.module import FamilyModule
-        from taxodiff.nets.branched_unet import BranchedUNet
+        from taxodiff.families.branched.module import BranchedModule
+        from taxodiff.families.branched.net import BranchedUNet
+        from taxodiff.families.branched.tree import BranchedTree
 
         if structure is not None:
             tree = BranchedTree.from_json(structure["tree"])
@@ -172,10 +175,7 @@ class Branched(images.ImageScores, Family):
                 f"the branched tree's classes ({', '.join(tree.classes)}) differ from the class tree's in "
                 f"{', '.join(sorted(missing))}"
             )
-        module = FamilyModule(self, {"net": net})
-        object.__setattr__(module, "tree", tree)
-        module.register_buffer("table", tree.head_table(self.hierarchy.leaf_names), persistent=False)
-        return module
+        return BranchedModule(self, net, tree)
 
     def unet_config(self) -> Any:
         from taxodiff.nets.unet import UNetConfig
@@ -260,8 +260,8 @@ class Branched(images.ImageScores, Family):
 
     def draw(self, module: FamilyModule, sc: Any, leaf: Tensor, noise: Noise) -> dict[str, Tensor]:
         """Samples of the classes ``leaf`` (B,), each down its own path: uint8 images (B, C, H, W)."""
-        from taxodiff.branches.sampler import sample_paths
         from taxodiff.evaluate.images import to_uint8
+        from taxodiff.families.branched.sampler import sample_paths
 
         x = self.process.prior((len(leaf), *self.source.image_shape()), noise, module.device)
         x = sample_paths(module.net, module.table[leaf], self.process, x, noise, sc.steps)
@@ -271,8 +271,8 @@ class Branched(images.ImageScores, Family):
         """``n_per_class`` samples of every class, the classes sharing each trajectory above their branch points."""
         import torch
 
-        from taxodiff.branches.sampler import sample_cached
         from taxodiff.evaluate.images import to_uint8
+        from taxodiff.families.branched.sampler import sample_cached
         from taxodiff.noise import Noise
 
         names = requests.asked_classes(self.hierarchy, sc)
@@ -290,5 +290,5 @@ class Branched(images.ImageScores, Family):
             sample_cached(module.net, module.tree, self.process, x, ks, grid, seed, keep, wanted=set(names))
         return {"images": torch.cat([torch.cat(found[name]) for name in names])}
 
-    def save_figures(self, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
+    def figures(self, module: FamilyModule, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
         requests.figure(self.source, samples, run_dir / "figures" / f"samples_{tag}.png", f"{self.name}, {tag}", tag)

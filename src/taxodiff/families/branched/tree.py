@@ -20,7 +20,7 @@ from taxodiff.errors import TaxodiffError
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from taxodiff.branches.discovery import Branch
+    from taxodiff.families.branched.discovery import Branch
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class BranchedTree:
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def from_discovery(cls, branches: Sequence[Branch], names: Sequence[str], T: int) -> BranchedTree:
-        """Branches of :func:`taxodiff.branches.discovery.discover` (times in [0, 1]), on process times 0..T;
+        """Branches of :func:`taxodiff.families.branched.discovery.discover` (times in [0, 1]), on process times 0..T;
         one head per branch, the root's first."""
         order = sorted(branches, key=lambda b: (-b.t_end, -len(b.classes), b.classes))
         segs = [

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from taxodiff.families.treevae import growth, scoring
 from taxodiff.report import figures
-from taxodiff.treevae import growth, scoring
 
 
 def leaf_grid(samples: dict[str, torch.Tensor], tree: Any, path: Path, title: str) -> Path:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from taxodiff.config.fields import choice, nonneg, positive
 from taxodiff.config.schema import TrainConfig
 from taxodiff.families import images
-from taxodiff.families.base import Parent
-from taxodiff.families.flat import Flat
+from taxodiff.families.base import Commands, Parent, Roles
+from taxodiff.families.conditional import FLAGS, ConditionalImages
 from taxodiff.processes.choices import SAMPLERS
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from taxodiff.families.module import FamilyModule
     from taxodiff.noise import Noise
+    from taxodiff.processes.gaussian import GaussianProcess
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class TwoStageSample(images.ImageSample):
     prior_guidance: float = nonneg(0.0)  # guidance scale of the prior (the decoder's is ``guidance``)
 
 
-class TwoStage(Flat):
+class TwoStage(ConditionalImages):
     name: ClassVar[str] = "hierarchical"
     summary: ClassVar[str] = "a diffusion prior p(z1 | z2) on subtype embeddings, then an image decoder p(x | z1)"
     sections: ClassVar[dict[str, type]] = {
@@ -55,15 +56,23 @@ class TwoStage(Flat):
         "train": TwoStageTrain,
         "sample": TwoStageSample,
     }
-    baseline: ClassVar[str | None] = "flat"
-    guidance_knobs: ClassVar[dict[str, str]] = {"guidance": "decoder", "prior_guidance": "prior"}
-    flags: ClassVar[dict[str, tuple[str, str]]] = {
-        **Flat.flags,
-        "--prior-guidance": ("sample.prior_guidance", "guidance scale of the z1 prior (hierarchical model)"),
-    }
+    roles: ClassVar[Roles] = Roles(compared=True, guidance={"guidance": "decoder", "prior_guidance": "prior"})
+    commands: ClassVar[Commands] = Commands(
+        flags={**FLAGS, "--prior-guidance": ("sample.prior_guidance", "guidance scale of the z1 prior")}
+    )
+
+    @property
+    def cond_dim(self) -> int:
+        return self.hierarchy.num_categories
+
+    def condition(self, z2: Tensor) -> Tensor:
+        """The prior's condition: the category, one-hot (B, K)."""
+        from torch.nn import functional as F
+
+        return F.one_hot(z2, self.hierarchy.num_categories).float()
 
     @cached_property
-    def prior_process(self) -> Any:
+    def prior_process(self) -> GaussianProcess:
         return images.gaussian_process(self.cfg, clip_sample=False)
 
     def build(self, structure: dict[str, Any] | None = None, parent: Parent | None = None) -> FamilyModule:
@@ -102,10 +111,18 @@ class TwoStage(Flat):
         from taxodiff.evaluate.images import to_uint8
 
         cat, d = self.condition(z2), self.hierarchy.embed_dim
+        prior_shape = (len(z2), d)
         z1 = images.guided_sample(
-            module.prior, cat, sc, sc.prior_guidance, self.prior_process, (len(z2), d), noise, sc.prior_sampler,
+            module.prior,
+            cat,
+            sc,
+            sc.prior_guidance,
+            self.prior_process,
+            prior_shape,
+            noise,
+            sc.prior_sampler,
             sc.prior_steps,
-        )  # fmt: skip
+        )
         shape = (len(z2), *self.source.image_shape())
         x = images.guided_sample(module.decoder, z1, sc, sc.guidance, self.process, shape, noise, sc.sampler, sc.steps)
         nearest = torch.cdist(z1.float(), module.anchors.to(z1.device)).argmin(dim=1)

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from taxodiff.config.fields import choice, nonneg, positive
 from taxodiff.errors import TaxodiffError
-from taxodiff.families.base import Family, Parent
+from taxodiff.families.base import Commands, Family, Parent
+from taxodiff.families.rhm.evaluation import SequenceEvaluation
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from taxodiff.families.module import FamilyModule
-    from taxodiff.families.rhm_adapters import OneHot, Tokens
+    from taxodiff.families.rhm.adapters import OneHot, Tokens
     from taxodiff.noise import Noise
     from taxodiff.processes.gaussian import GaussianProcess
     from taxodiff.processes.multinomial import MultinomialProcess
@@ -75,14 +76,17 @@ class RHMDiffusion(Family):
         "train.lr_schedule": "constant",
         "train.checkpoint_every": 2000,
     }
-    cli_alias: ClassVar[bool] = True
-    flags: ClassVar[dict[str, tuple[str, str]]] = {
-        "--arch": ("net.arch", "RHM network: tree_unet or transformer (default: the config's)"),
-        "--process": ("diffusion.process", "RHM diffusion process: discrete or gaussian (default: the config's)"),
-        "--n-train": ("data.n_train", "training sequences P (or images)"),
-        "--denoiser": ("sample.denoiser", "RHM: model (default) or bp: exact belief propagation"),
-        "--n": ("sample.n_samples", "RHM: number of sequences to sample"),
-    }
+    evaluation: ClassVar[type] = SequenceEvaluation
+    commands: ClassVar[Commands] = Commands(
+        flags={
+            "--arch": ("net.arch", "RHM network: tree_unet or transformer (default: the config's)"),
+            "--process": ("diffusion.process", "RHM diffusion process: discrete or gaussian (default: the config's)"),
+            "--n-train": ("data.n_train", "training sequences P (or images)"),
+            "--denoiser": ("sample.denoiser", "RHM: model (default) or bp: exact belief propagation"),
+            "--n": ("sample.n_samples", "RHM: number of sequences to sample"),
+        },
+        alias=True,
+    )
 
     @classmethod
     def check(cls, cfg: Any) -> None:
@@ -105,7 +109,7 @@ class RHMDiffusion(Family):
     @cached_property
     def adapter(self) -> Tokens | OneHot:
         """How sequences diffuse: tokens (discrete) or one-hot vectors (gaussian), chosen once."""
-        from taxodiff.families.rhm_adapters import ADAPTERS
+        from taxodiff.families.rhm.adapters import ADAPTERS
 
         return ADAPTERS[self.cfg.diffusion.process](self.cfg.diffusion, self.v)
 
@@ -129,8 +133,8 @@ class RHMDiffusion(Family):
 
     def network(self) -> nn.Module:
         """The tree U-Net, or the transformer with as many parameters as the tree U-Net of the same config."""
-        from taxodiff.nets.transformer import SeqTransformer, TransformerConfig, count_params, width_for_params
-        from taxodiff.nets.tree_unet import TreeUNet, TreeUNetConfig
+        from taxodiff.families.rhm.transformer import SeqTransformer, TransformerConfig, count_params, width_for_params
+        from taxodiff.families.rhm.tree_unet import TreeUNet, TreeUNetConfig
 
         g, n = self.cfg.data, self.cfg.net
         tree = TreeUNetConfig(vocab=g.v, length=g.s**g.L, s=g.s, depth=n.depth or g.L, width=n.width, emb_dim=n.emb_dim)
@@ -243,13 +247,3 @@ class RHMDiffusion(Family):
             loss[name] = self.loss_by_time(module, tokens[:1024].to(dev), noise) if len(tokens) else []
         result["loss_by_time"] = loss
         return result
-
-    @classmethod
-    def describe_result(cls, r: dict[str, Any]) -> str:
-        v = r["validity"]
-        levels = "  ".join(f"l{k} {x:.3f}" for k, x in enumerate(v["sequences"], start=1))
-        chance = v["chance_sequences"][-1]
-        return (
-            f"{cls.name} {r['tag']} (step {r['checkpoint_step']}): valid {levels} (chance whole {chance:.1e})"
-            f"  copies {r['memorisation']['copies']:.3f}  distinct {r['memorisation']['distinct']:.3f}"
-        )

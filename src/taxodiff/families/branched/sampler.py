@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from taxodiff.branches.tree import BranchedTree, Segment
+from taxodiff.families.branched.tree import BranchedTree, Segment
 from taxodiff.noise import Noise
 from taxodiff.processes.base import Process
 

@@ -16,17 +16,25 @@ from taxodiff.errors import TaxodiffError
 
 
 def transmute(
-    run: Any, pairs: list[tuple[str, str]] | None = None, n: int = 16, scale: float = 1.0, progress: bool = True
+    run: Any,
+    pairs: list[tuple[str, str]] | None = None,
+    n: int = 16,
+    scale: float = 1.0,
+    progress: bool = True,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Transmute ``n`` training images of A into B for every pair (default: all ordered pairs) of a loaded
-    branched run (:func:`taxodiff.api.load`); ``scale`` multiplies each pair's branch time (1: the branch point).
+    branched run (:func:`taxodiff.api.load`); ``scale`` multiplies each pair's branch time (1: the branch point);
+    ``seed`` (default: the run's) picks the images and the noise.
     Returns {"pairs": [...rows], "examples": {pair: (sources, outputs)}}."""
     from taxodiff.evaluate.classifier import domain_classifier, predict
     from taxodiff.evaluate.images import to_uint8, to_unit
+    from taxodiff.families.branched.family import Branched
     from taxodiff.noise import Noise
 
     fam, module = run.family, run.module
-    if fam.name != "branched":
+    seed = run.cfg.seed if seed is None else seed
+    if not isinstance(fam, Branched):
         raise TaxodiffError(f"transmutation follows a branched tree: this run's model is {fam.name!r}")
     names = fam.hierarchy.leaf_names
     pairs = pairs or list(permutations(names, 2))
@@ -43,9 +51,9 @@ def transmute(
     for a, b in pairs:
         t = min(max(round(module.tree.meet(a, b) * scale), 1), process.T)
         mine = torch.nonzero(train.z1 == names.index(a)).flatten()
-        pick = mine[torch.randperm(len(mine), generator=seeds.generator(run.cfg.seed, "transmute", a))[:n]]
+        pick = mine[torch.randperm(len(mine), generator=seeds.generator(seed, "transmute", a))[:n]]
         x0 = train.images[pick].to(module.device)
-        noise = Noise.per_sample(run.cfg.seed, [("transmute", a, b, k) for k in range(len(pick))])
+        noise = Noise.per_sample(seed, [("transmute", a, b, k) for k in range(len(pick))])
         heads = module.table[torch.full((len(pick),), names.index(b), device=module.device)]
         times = [t, *[g for g in grid if g < t]]
 

@@ -10,7 +10,7 @@ checkpoint):
   its probability of reaching the leaf (the trainer draws batches with replacement when they are fewer than a
   batch, so small leaves split too); a leaf at ``net.max_depth`` or holding fewer than ``net.min_split``
   images is never chosen, and when no leaf can be split the phase fine-tunes the whole tree instead. The new
-  routers start from 2-means of the leaf's bottom-up features (:func:`taxodiff.treevae.growth.start_split`).
+  routers start from 2-means of the leaf's bottom-up features (:func:`taxodiff.families.treevae.growth.start_split`).
   ``split-1`` splits the root: the seed starts from a root with two leaves trained together, whose routers
   here sent every image one way (digits, first seed: the root's split emptied by pruning);
 - ``finetune-k`` every ``train.finetune_every`` splits: the whole tree;
@@ -40,16 +40,29 @@ from taxodiff.config.fields import choice, nonneg, positive, unit
 from taxodiff.config.schema import TrainConfig
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images
-from taxodiff.families.base import Family, Parent, Stage
+from taxodiff.families.base import Commands, Family, Parent, Stage
+from taxodiff.families.treevae.evaluation import ClusteringEvaluation
 from taxodiff.processes.choices import SAMPLERS
 
 if TYPE_CHECKING:
     from torch import Tensor
 
     from taxodiff.families.module import FamilyModule
+    from taxodiff.families.treevae.module import TreeVAEModule
     from taxodiff.noise import Noise
+    from taxodiff.processes.gaussian import GaussianProcess
 
 REQUESTS = ("categories", "tree", "node", "leaves")
+FLAGS: dict[str, tuple[str, str]] = {
+    "--request": ("sample.request", "categories (default), tree, node (with --node) or leaves"),
+    "--node": ("sample.node", "request node: the learned node to sample under"),
+    "--n": ("sample.n_samples", "samples of request tree / node"),
+    "--n-per-leaf": ("sample.n_per_leaf", "samples per leaf (request leaves)"),
+    "--n-per-category": ("sample.n_per_category", "samples per category (request categories)"),
+    "--decoder": ("sample.decoder", "vae (the leaf decoders) or diffusion (the second stage); default auto"),
+    "--mode": ("sample.mode", "drawn (a leaf per sample) or every-leaf (request tree: every leaf per root draw)"),
+    "--steps": ("sample.steps", "sampling steps of the second stage"),
+}
 
 
 @dataclass(frozen=True)
@@ -117,20 +130,9 @@ class TreeVAE(Family):
         "train": TreeVAETrain,
         "sample": TreeVAESample,
     }
-    baseline: ClassVar[str | None] = "vae"
-    compare: ClassVar[bool] = False
-    cli_alias: ClassVar[bool] = True
     grows: ClassVar[bool] = True  # splits and prunes in its phases (the plain VAE goes through them unchanged)
-    flags: ClassVar[dict[str, tuple[str, str]]] = {
-        "--request": ("sample.request", "categories (default), tree, node (with --node) or leaves"),
-        "--node": ("sample.node", "request node: the learned node to sample under"),
-        "--n": ("sample.n_samples", "samples of request tree / node"),
-        "--n-per-leaf": ("sample.n_per_leaf", "samples per leaf (request leaves)"),
-        "--n-per-category": ("sample.n_per_category", "samples per category (request categories)"),
-        "--decoder": ("sample.decoder", "vae (the leaf decoders) or diffusion (the second stage); default auto"),
-        "--mode": ("sample.mode", "drawn (a leaf per sample) or every-leaf (request tree: every leaf per root draw)"),
-        "--steps": ("sample.steps", "sampling steps of the second stage"),
-    }
+    evaluation: ClassVar[type] = ClusteringEvaluation
+    commands: ClassVar[Commands] = Commands(flags=FLAGS, alias=True)
 
     @classmethod
     def check(cls, cfg: Any) -> None:
@@ -157,9 +159,9 @@ class TreeVAE(Family):
 
     # -- building -----------------------------------------------------------------------------------------
     def build(self, structure: dict[str, Any] | None = None, parent: Parent | None = None) -> FamilyModule:
-        from taxodiff.families.module import FamilyModule
-        from taxodiff.nets.treevae import TreeVAEConfig, TreeVAENet
-        from taxodiff.treevae.tree import Tree
+        from taxodiff.families.treevae.module import TreeVAEModule
+        from taxodiff.families.treevae.net import TreeVAEConfig, TreeVAENet
+        from taxodiff.families.treevae.tree import Tree
 
         n = self.cfg.net
         tree = Tree.from_json(structure["tree"]) if structure else Tree.single()
@@ -172,9 +174,7 @@ class TreeVAE(Family):
             max_depth=n.max_depth,
             batch_norm=n.vae_batch_norm,
         )
-        module = FamilyModule(self, {"vae": TreeVAENet(cfg, tree)})
-        object.__setattr__(module, "kl_weight", 1.0)
-        object.__setattr__(module, "stage", "")
+        module = TreeVAEModule(self, TreeVAENet(cfg, tree))
         if structure and structure.get("refiner"):
             self.add_refiner(module, int(structure["refiner"]["cond_dim"]))
         return module
@@ -191,7 +191,7 @@ class TreeVAE(Family):
         return out
 
     @cached_property
-    def process(self) -> Any:
+    def process(self) -> GaussianProcess:
         return images.gaussian_process(self.cfg)
 
     # -- the phases ---------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ class TreeVAE(Family):
 
     def grow(self, module: FamilyModule, stage: Stage) -> None:
         from taxodiff import seeds
-        from taxodiff.treevae import growth
+        from taxodiff.families.treevae import growth
 
         net, data = module.vae, self.full_train_set
         net.tree.growing = None
@@ -254,16 +254,15 @@ class TreeVAE(Family):
             p.requires_grad_(name.startswith(tuple(prefixes)) if prefixes is not None else name.startswith("vae."))
 
     def stage_data(self, module: FamilyModule, stage: Stage, data: Any) -> Any:
-        from taxodiff.treevae import growth
+        from taxodiff.families.treevae import growth
 
         s = module.vae.tree.growing
         if s is None:
             return data
         return data.subset(growth.held(module.vae, data, s, len(module.vae.tree.leaves()) - 1))
 
-    def at_step(self, module: FamilyModule, stage: Stage, step: int) -> None:
-        object.__setattr__(module, "kl_weight", kl_weight(self.cfg.train, stage, step))
-        object.__setattr__(module, "stage", stage.name)
+    def at_step(self, module: TreeVAEModule, stage: Stage, step: int) -> None:  # type: ignore[override]
+        module.enter(stage.name, kl_weight(self.cfg.train, stage, step))
 
     def loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
         if module.stage == "diffusion":
@@ -276,7 +275,7 @@ class TreeVAE(Family):
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}, "kl_weight": loss.new_tensor(a)}
 
     def refiner_loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
-        from taxodiff.treevae import refiner
+        from taxodiff.families.treevae import refiner
 
         x0 = batch["images"]
         guide, leaf = refiner.training_pairs(module.vae, (x0 + 1) / 2, noise)
@@ -309,7 +308,7 @@ class TreeVAE(Family):
     def category_nodes(self, module: FamilyModule) -> dict[str, Any]:
         """The learned node answering each category (F1 of its subtree's training images against the
         category's), chosen with labels after training."""
-        from taxodiff.treevae import growth
+        from taxodiff.families.treevae import growth
 
         data = self.full_train_set
         return growth.category_nodes(module.vae, data, self.hierarchy.num_categories)
@@ -392,7 +391,7 @@ class TreeVAE(Family):
 
     def refine(self, module: FamilyModule, sc: Any, guide: Tensor, leaf: Tensor, noise: Noise) -> Tensor:
         """The second stage: a DDPM sample conditioned on the leaf decodings ``guide`` (in [-1, 1]) and leaves."""
-        from taxodiff.treevae import refiner
+        from taxodiff.families.treevae import refiner
 
         if not hasattr(module, "refiner"):
             raise TaxodiffError("sample.decoder = 'diffusion' needs a run with a second stage (train.diffusion_steps)")
@@ -403,13 +402,12 @@ class TreeVAE(Family):
         return self.process.sample(den, x, noise, steps=sc.steps, sampler=sc.sampler)
 
     # -- after sampling -----------------------------------------------------------------------------------
-    def save_figures(self, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
+    def figures(self, module: FamilyModule, run_dir: Path, samples: dict[str, Tensor], tag: str) -> None:
         """The samples by learned leaf (by asked category for the coarse request), and the learned tree
         (tree.json and figures/tree.png)."""
-        from taxodiff import api, runs
-        from taxodiff.treevae import report
+        from taxodiff import runs
+        from taxodiff.families.treevae import report
 
-        module = api.load(run_dir).module
         figs = run_dir / "figures"
         if "z2" in samples:  # the coarse request: the samples by asked category
             images.category_figure(self.source, samples, figs / f"samples_{tag}.png", f"{self.name}, {tag}")
@@ -427,22 +425,16 @@ class TreeVAE(Family):
     def evaluate(self, module: FamilyModule, samples: dict[str, Tensor], progress: bool = True) -> dict:
         from dataclasses import asdict
 
-        from taxodiff.treevae import scoring
+        from taxodiff.families.treevae import scoring
 
         head = {"model": self.name, "checkpoint_step": int(samples["step"][0]), "sample": asdict(self.cfg.sample)}
-        out = head | scoring.clustering(self, module)
+        out = head | {"refined": self.refines(self.cfg.sample)} | scoring.clustering(self, module)
         if self.cfg.sample.request == "categories":
             scores, pred = images.evaluation(self, samples, module.device, progress)
             out |= {k: v for k, v in scores.items() if k not in head}
             out["category_nodes"] = self.category_nodes(module)
         out["generated"] = scoring.generated(self, module, samples, progress)
         return out
-
-    @classmethod
-    def describe_result(cls, result: dict[str, Any]) -> str:
-        from taxodiff.treevae.scoring import describe
-
-        return describe(result)
 
 
 def kl_weight(t: TreeVAETrain, stage: Stage, step: int) -> float:
@@ -460,9 +452,8 @@ class VAE(TreeVAE):
 
     name: ClassVar[str] = "vae"
     summary: ClassVar[str] = "TreeVAE's networks on one node, the same phases: the baseline Ward clusters"
-    baseline: ClassVar[str | None] = None
-    cli_alias: ClassVar[bool] = False
     grows: ClassVar[bool] = False
+    commands: ClassVar[Commands] = Commands(flags=FLAGS)
 
     @classmethod
     def check(cls, cfg: Any) -> None:

@@ -1,7 +1,7 @@
 """TreeVAE's networks (Manduchi et al. 2023): an encoder with a bottom-up ladder, and per node of the tree a
 posterior estimate, a prior transformation (its parent's z -> its own), routers and leaf decoders.
 
-The networks follow a :class:`taxodiff.treevae.tree.Tree`: ``sync()`` adds the modules of new nodes (a router
+The networks follow a :class:`taxodiff.families.treevae.tree.Tree`: ``sync()`` adds the modules of new nodes (a router
 pair for every node with two children, a decoder for every leaf) and drops those that no longer apply, so
 that ``TreeVAENet(cfg, tree)`` built from a saved tree has exactly a trained run's parameters. Two variants
 share everything but the image ends: ``mlp`` (dense encoder and decoders) and ``conv`` (two stride-2
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from taxodiff.families.treevae import elbo
+from taxodiff.families.treevae.tree import Tree
 from taxodiff.noise import Noise
-from taxodiff.treevae import elbo
-from taxodiff.treevae.tree import Tree
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,8 @@ def _identical(before: Path, after: Path) -> bool:
 
 def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, seeds: int | None = None) -> dict[str, Any]:
     from taxodiff import api
-    from taxodiff.branches import transmute
-    from taxodiff.studies.branched_report import write_report
+    from taxodiff.families.branched import transmute
+    from taxodiff.families.branched.study_report import write_report
 
     out = Path(out)
     per_class = PER_CLASS[preset]

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from taxodiff import runs, seeds
-from taxodiff.branches.discovery import BranchTree, DiscoverySettings, discover
 from taxodiff.config import RunConfig
 from taxodiff.errors import TaxodiffError
+from taxodiff.families.branched.discovery import BranchTree, DiscoverySettings, discover
 
 
 def image_source(cfg: RunConfig) -> Any:

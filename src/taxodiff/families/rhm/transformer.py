@@ -1,6 +1,6 @@
 """A plain transformer encoder over token positions: the structure-agnostic baseline for the tree U-Net.
 
-Input (x (B, v, N), t (B,)) -> (B, v, N), like :class:`taxodiff.nets.tree_unet.TreeUNet`. Tokens are
+Input (x (B, v, N), t (B,)) -> (B, v, N), like :class:`taxodiff.families.rhm.tree_unet.TreeUNet`. Tokens are
 projected to ``width``, given learned position embeddings and the time embedding, and passed through
 pre-norm encoder layers with full attention. :func:`width_for_params` picks the width at which it has
 as many parameters as a given network, for comparisons at equal size.

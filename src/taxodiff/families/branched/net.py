@@ -13,11 +13,10 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from taxodiff.nets.unet import UNet, UNetConfig, decoder_parts
+from taxodiff.nets.unet import UNet, UNetConfig, decoder_parts, unet_parameters
 
 
 class Head(nn.Module):
@@ -74,26 +73,8 @@ class BranchedUNet(nn.Module):
 
 def parameter_count(cfg: UNetConfig, heads: int = 0, head_levels: int = 1, codes: bool = False) -> int:
     """Parameters of a BranchedUNet (heads > 0) or of a plain UNet (heads = 0), counted without allocating."""
+    if heads == 0:
+        return unet_parameters(cfg)
     with torch.device("meta"):
-        net = UNet(cfg) if heads == 0 else BranchedUNet(cfg, heads, head_levels, codes)
+        net = BranchedUNet(cfg, heads, head_levels, codes)
     return sum(p.numel() for p in net.parameters())
-
-
-def matched_config(cfg: UNetConfig, target: int) -> UNetConfig:
-    """A UNet config with ``target`` parameters, as near as whole widths allow: the widest scaling of the config's
-    widths (one factor, multiples of 8) that stays at or under ``target``, then the embedding width (even) that
-    comes nearest (the count is quadratic in it)."""
-    best, seen = cfg, set()
-    for k in range(8, 801):
-        ch = tuple(max(8, round(c * k / 100 / 8) * 8) for c in cfg.channels)
-        if ch in seen:
-            continue
-        seen.add(ch)
-        if parameter_count(replace(cfg, channels=ch)) > target:
-            break
-        best = replace(cfg, channels=ch)
-    e = [8, 64, 256]
-    a, b, c = np.polyfit(e, [parameter_count(replace(best, emb_dim=x)) for x in e], 2)
-    roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
-    candidates = [best] + [replace(best, emb_dim=max(2, 2 * round(r / 2))) for r in roots]
-    return min(candidates, key=lambda x: abs(parameter_count(x) - target))

@@ -124,7 +124,7 @@ def _excess(row: dict[str, Any], key: str) -> float:
 def refiner_blocks(out: Path, vae: list[dict[str, Any]], diff: list[dict[str, Any]], first: Path) -> list:
     """The second stage against the leaf decoders: Fréchet distances, pixel SWD, sample purity, per-leaf class
     histograms."""
-    from taxodiff.treevae.report import purity_figure
+    from taxodiff.families.treevae.report import purity_figure
 
     pairs = list(zip(vae, diff, strict=True))
     fd = [v["generated"]["patch_fd"] / d["generated"]["patch_fd"] for v, d in pairs]

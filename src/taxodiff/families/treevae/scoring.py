@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from taxodiff.families.treevae import growth
 from taxodiff.metrics import clustering as cm
-from taxodiff.treevae import growth
 
 
 def clustering(family: Any, module: Any) -> dict[str, Any]:
@@ -121,23 +121,3 @@ def generated(family: Any, module: Any, samples: dict[str, Any], progress: bool)
         "pixel_swd_data": round(float(swd(data, ref)["swd"]), 2),
         "n": len(pred),
     }
-
-
-def describe(r: dict[str, Any]) -> str:
-    c, w = r["clustering"], r["ward_pixels"]
-    head = f"{r['model']}: "
-    if "tree" in r:
-        head += f"{r['tree']['leaves']} leaves, depth {r['tree']['depth']}; "
-    line = (
-        f"{head}held-out accuracy {c['accuracy']:.3f}, NMI {c['nmi']:.3f}, leaf purity {c['leaf_purity']:.3f}, "
-        f"dendrogram purity {c['dendrogram_purity']:.3f} (Ward on pixels {w['accuracy']:.3f} / {w['nmi']:.3f} / "
-        f"{w['leaf_purity']:.3f} / {w['dendrogram_purity']:.3f})"
-    )
-    g = r.get("generated")
-    if g:
-        line += (
-            f"; samples: leaf purity {g['purity']:.3f}, Fréchet {g['frechet']:.2f}, patch Fréchet "
-            f"{g['patch_fd']:.3f} (data {g['patch_fd_data']:.3f}), pixel SWD {g['pixel_swd']:.1f} "
-            f"(data {g['pixel_swd_data']:.1f})"
-        )
-    return line
