@@ -24,14 +24,21 @@ FP32 = ["--set", "train.precision=fp32", "--device", "cpu", "--quiet"]
 def commands(out: Path) -> list[list[str]]:
     """The CLI calls whose samples are held: the demo, guidance rules, RHM, branched, labelled, TreeVAE."""
     tiny, digits, rhm = CONFIGS / "tiny.yaml", CONFIGS / "tiny_digits.yaml", CONFIGS / "rhm_tiny.yaml"
-    flat = str(out / "demo" / "flat")
+    flat = str(out / "demo" / "reference" / "seed0" / "flat")
     return [
         ["demo", "--config", str(tiny), "--out", str(out / "demo"), *FP32],
         *[
             ["sample", "--run-dir", flat, "--guidance", "3", "--guidance-method", m, "--quiet"]
             for m in ("interval", "cads", "apg", "cfg-zero-star", "tcfg", "fdg", "mambo")
         ],
-        ["sample", "--run-dir", str(out / "demo" / "hierarchical"), "--prior-guidance", "2", "--quiet"],
+        [
+            "sample",
+            "--run-dir",
+            str(out / "demo" / "reference" / "seed0" / "hierarchical"),
+            "--prior-guidance",
+            "2",
+            "--quiet",
+        ],
         ["sample", "--run-dir", flat, "--sampler", "ddim", "--steps", "4", "--guidance", "1", "--quiet"],
         ["sample", "--run-dir", flat, "--sampler", "dpmsolver++", "--steps", "3", "--quiet"],
         ["rhm", "train", "--config", str(rhm), "--run-dir", str(out / "rhm"), *FP32],

@@ -51,9 +51,12 @@ def test_matched_widths_are_the_nearest_count() -> None:
 
 def _tree() -> BranchedTree:
     segs = [
-        Segment(("a", "b", "c"), 600, 1000, 0), Segment(("a", "b"), 300, 600, 1),
-        Segment(("a",), 0, 300, 2), Segment(("b",), 0, 300, 3), Segment(("c",), 0, 600, 4),
-    ]  # fmt: skip
+        Segment(("a", "b", "c"), 600, 1000, 0),
+        Segment(("a", "b"), 300, 600, 1),
+        Segment(("a",), 0, 300, 2),
+        Segment(("b",), 0, 300, 3),
+        Segment(("c",), 0, 600, 4),
+    ]
     return BranchedTree(1000, tuple(segs))
 
 
@@ -144,40 +147,64 @@ def test_branched_train_sample_three_ways_and_baseline(tmp_path: Path, capsys: p
         assert message in err and "\n" not in err, err
 
 
-def test_continual_learning_keeps_old_classes_bit_identical(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def _add_class(parent: Path, label: str, under: str, run: Path) -> list[str]:
+    return ["add-class", "--parent", str(parent), "--class", label, "--under", under, "--run-dir", str(run)]
+
+
+def _old_classes_equal(parent: Path, child: Path, request: str) -> bool:
+    """Whether every class of the parent has the same sample bytes in both runs under a class request."""
     from taxodiff import api, runs
 
-    parent, child = tmp_path / "p", tmp_path / "c"
+    old = runs.load_samples(next((parent / "samples").glob(f"*_{request}3.safetensors")))
+    new = runs.load_samples(next((child / "samples").glob(f"*_{request}3.safetensors")))
+    names_old = api.load(parent).family.hierarchy.leaf_names
+    names_new = api.load(child).family.hierarchy.leaf_names
+    return all(
+        torch.equal(old["images"][old["leaf"] == i], new["images"][new["leaf"] == names_new.index(name)])
+        for i, name in enumerate(names_old)
+    )
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A branched run on the tiny digits tree and its child with class 9 added under round."""
+    root = tmp_path_factory.mktemp("continual")
+    parent, child = root / "p", root / "c"
     assert _run(["branched", "train", "--config", str(DIGITS), "--run-dir", str(parent), "--quiet"]) == 0
-    assert _run(["add-class", "--parent", str(parent), "--class", "9", "--under", "round",
-                 "--run-dir", str(child), "--quiet"]) == 0  # fmt: skip
-    for run in (parent, child):
-        assert _run(["sample", "--run-dir", str(run), "--request", "classes", "--quiet"]) == 0
-    old = runs.load_samples(next((parent / "samples").glob("*classes*.safetensors")))
-    new = runs.load_samples(next((child / "samples").glob("*classes*.safetensors")))
+    assert _run([*_add_class(parent, "9", "round", child), "--quiet"]) == 0
+    return parent, child
+
+
+def test_continual_learning_keeps_old_classes_bit_identical(extended: tuple[Path, Path]) -> None:
+    from taxodiff import api
+
+    parent, child = extended
+    for request in ("classes", "classes-cached"):
+        for run in (parent, child):
+            assert _run(["sample", "--run-dir", str(run), "--request", request, "--quiet"]) == 0
+        assert _old_classes_equal(parent, child, request), request
     before, after = api.load(parent), api.load(child)
-    names_old, names_new = before.family.hierarchy.leaf_names, after.family.hierarchy.leaf_names
-    assert set(names_new) - set(names_old) == {"9"}
-    for i, name in enumerate(names_old):
-        j = names_new.index(name)
-        assert torch.equal(old["images"][old["leaf"] == i], new["images"][new["leaf"] == j]), name
-    # only the new class's head moved
+    assert set(after.family.hierarchy.leaf_names) - set(before.family.hierarchy.leaf_names) == {"9"}
+    # only the new class's head moved: every old tensor equal, the new head no longer its template's copy
     a, b = before.module.net.state_dict(), after.module.net.state_dict()
-    head = after.module.tree.path("9")[-1].head
+    head, template = after.module.tree.path("9")[-1].head, after.module.tree.path("0")[-1].head
     assert all(torch.equal(v, b[k]) for k, v in a.items())
-    assert any(not torch.equal(v, a[k.replace(f"heads.{head}.", f"heads.{after.module.tree.path('0')[-1].head}.")])
-               for k, v in b.items() if k.startswith(f"heads.{head}."))  # fmt: skip
+    new = {k: v for k, v in b.items() if k.startswith(f"heads.{head}.")}
+    assert any(not torch.equal(v, a[k.replace(f"heads.{head}.", f"heads.{template}.")]) for k, v in new.items())
     assert _run(["transmute", "--run-dir", str(child), "--from", "0", "--to", "9", "--n", "3", "--quiet"]) == 0
     assert (child / "transmute" / "figures" / "transmute.png").exists()
+
+
+def test_continual_learning_refuses_bad_input(
+    extended: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    parent, _ = extended
     capsys.readouterr()
     for argv, message in (
-        (["add-class", "--parent", str(parent), "--class", "6", "--under", "round", "--run-dir", str(tmp_path / "x")],
-         "already in the class tree"),
-        (["add-class", "--parent", str(parent), "--class", "9", "--under", "loops", "--run-dir", str(tmp_path / "x")],
-         "not in the class tree"),
-        (["add-class", "--parent", str(tmp_path / "none"), "--class", "9", "--under", "round",
-          "--run-dir", str(tmp_path / "x")], "none"),
-    ):  # fmt: skip
+        (_add_class(parent, "6", "round", tmp_path / "x"), "already in the class tree"),
+        (_add_class(parent, "9", "loops", tmp_path / "x"), "not in the class tree"),
+        (_add_class(tmp_path / "none", "9", "round", tmp_path / "x"), "none"),
+    ):
         assert _run(argv) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err, err

@@ -129,9 +129,14 @@ def test_min_length_merges_short_internal_branches_and_lengthens_leaves() -> Non
 
     # ((0, 1) at 0.02, 2) at 0.5, 3) at 0.53, root to 1
     tree = [
-        Branch((0,), 0.0, 0.02), Branch((1,), 0.0, 0.02), Branch((0, 1), 0.02, 0.5), Branch((2,), 0.0, 0.5),
-        Branch((0, 1, 2), 0.5, 0.53), Branch((3,), 0.0, 0.53), Branch((0, 1, 2, 3), 0.53, 1.0),
-    ]  # fmt: skip
+        Branch((0,), 0.0, 0.02),
+        Branch((1,), 0.0, 0.02),
+        Branch((0, 1), 0.02, 0.5),
+        Branch((2,), 0.0, 0.5),
+        Branch((0, 1, 2), 0.5, 0.53),
+        Branch((3,), 0.0, 0.53),
+        Branch((0, 1, 2, 3), 0.53, 1.0),
+    ]
     out = {b.classes: (b.t_start, b.t_end) for b in min_length(tree, 0.05)}
     assert out[(0,)] == (0.0, 0.05) and out[(0, 1)] == (0.05, 0.53)  # leaf merge moved up to 0.05
     assert (0, 1, 2) not in out  # 0.03 long: merged into the root, whose children are now (0, 1), 2 and 3

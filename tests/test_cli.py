@@ -98,19 +98,21 @@ def test_demo(tmp_path):
     ]
     assert "kl_sd" not in summary["rows"][0] and summary["rows"][0]["kl_ci"]  # one seed: bootstrap interval
     md = (out / "report.md").read_text()
-    assert "| model | guidance | coverage" in md and str(out / "flat") in md
+    flat = out / "reference" / "seed0" / "flat"
+    assert "| model | guidance | coverage" in md and str(flat) in md
     assert "<table>" in (out / "report.html").read_text()
     assert (out / "figures" / "proportions.png").exists()
-    first = (out / "flat" / "train.json").read_text()
+    first = (flat / "train.json").read_text()
 
     # a second seed adds runs under seed<k>/ and reuses the first seed's (resumed, not retrained)
     p = run("demo", "--config", TINY, "--out", out, "--quiet", "--guidance", "2", "--seeds", "2")
     assert p.returncode == 0, p.stderr
-    assert (out / "flat" / "train.json").read_text() == first and (out / "seed1" / "hierarchical").is_dir()
+    assert (flat / "train.json").read_text() == first and (out / "reference" / "seed1" / "hierarchical").is_dir()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["seeds"] == [0, 1] and len(summary["seed_rows"]) == 8
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert summary["seeds"] == [0, 1] and len(rows) == 8 and summary["rows_made"] == 4  # the first seed's reused
     r = summary["rows"][0]
-    kls = [s["kl"] for s in summary["seed_rows"] if (s["model"], s["guidance"]) == ("flat", 0.0)]
+    kls = [s["kl"] for s in rows if (s["model"], s["guidance"]) == ("flat", 0.0)]
     assert r["kl"] == pytest.approx(sum(kls) / 2) and r["kl_sd"] == pytest.approx(abs(kls[0] - kls[1]) / 2**0.5)
     assert "mean ± sd over 2 training seeds" in (out / "report.md").read_text()
 

@@ -92,9 +92,11 @@ def test_skipping_posterior_is_bayes_rule(t, s):
         for xt in range(5):
             joint = qbar(0, s)[x0, :] * qbar(s, t)[:, xt]
             got = PROC.posterior(
-                torch.tensor([[xt]]), F.one_hot(torch.tensor([[x0]]), 5).permute(0, 2, 1), torch.tensor([t]),
+                torch.tensor([[xt]]),
+                F.one_hot(torch.tensor([[x0]]), 5).permute(0, 2, 1),
+                torch.tensor([t]),
                 torch.tensor([s]),
-            )  # fmt: skip
+            )
             torch.testing.assert_close(got[0, :, 0].double(), joint / joint.sum(), atol=1e-6, rtol=0)
 
 

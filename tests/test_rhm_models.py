@@ -140,22 +140,28 @@ def test_train_evaluate_and_resume(tmp_path):
 
 
 def test_learning_study_smoke(tmp_path):
-    from taxodiff.families.rhm.learning import LearningPreset, run_study
+    from taxodiff.families.rhm.learning import STUDY, LearningPreset
+    from taxodiff.studies import run_study
 
-    preset = LearningPreset("tiny", (4, 8), (3, 6), ("tree_unet",), 16)
-    summary = run_study(config.load(TINY), preset, tmp_path / "study", progress=False)
+    preset = LearningPreset("tiny", "", sizes=(4, 8), marks=(3, 6), archs=("tree_unet",), n_samples=16)
+    summary = run_study(STUDY, config.load(TINY), preset, tmp_path / "study", progress=False)
     assert len(summary["rows"]) == 4 and all(r["run_dir"] for r in summary["rows"])
+    assert [r["epochs"] for r in summary["rows"]] == [3 * 4 / 4, 6 * 4 / 4, 3 * 4 / 8, 6 * 4 / 8]  # steps x batch / P
     md = (tmp_path / "study" / "report.md").read_text()
     assert "Findings" in md and (tmp_path / "study" / "figures" / "validity_and_copies.png").exists()
-    again = run_study(config.load(TINY), preset, tmp_path / "study", progress=False)  # resumes: no new rows
+    again = run_study(STUDY, config.load(TINY), preset, tmp_path / "study", progress=False)  # resumes: no new rows
     assert len((tmp_path / "study" / "results.jsonl").read_text().splitlines()) == 4 and len(again["rows"]) == 4
+    assert summary["rows_made"] == 4 and again["rows_made"] == 0
 
 
 def test_phase_study_smoke(tmp_path):
-    from taxodiff.families.rhm.phase import PhasePreset, run_study
+    from taxodiff.families.rhm.phase import STUDY, PhasePreset
+    from taxodiff.studies import run_study
 
-    preset = PhasePreset("tiny", (0.2, 0.6, 1.0), 4, (2, 3), 3)
-    summary = run_study(config.load(TINY), preset, tmp_path / "phase", progress=False)
+    preset = PhasePreset("tiny", "", fractions=(0.2, 0.6, 1.0), n_sequences=4, depths=(2, 3), train_steps=3)
+    summary = run_study(STUDY, config.load(TINY), preset, tmp_path / "phase", progress=False)
+    again = run_study(STUDY, config.load(TINY), preset, tmp_path / "phase", progress=False)
+    assert summary["rows_made"] == 9 and again["rows_made"] == 0 and again["rows"] == summary["rows"]  # rows resume
     bp_low = [r for r in summary["rows"] if r["L"] == 2 and r["denoiser"] == "bp"][0]
     assert 0 <= bp_low["class_kept"] <= 1 and {r["L"] for r in summary["rows"]} == {2, 3}
     assert (tmp_path / "phase" / "figures" / "phase_transition.png").exists()

@@ -14,7 +14,7 @@ from taxodiff.studies.seeds import group_rows, shown, verdict
 from tests.conftest import TINY
 from tests.test_cli import run
 
-KEYS = ("cell", "model", "method", "guidance", "prior_guidance", "steps")
+KEYS = ("cell", "model", "guidance_method", "guidance", "prior_guidance", "steps")
 
 
 def _tree(cfg):  # type: ignore[no-untyped-def]
@@ -55,11 +55,21 @@ def test_sampling_grid_has_no_duplicates_and_separate_prior_knob():
 
 def _row(seed, props, kl, ci):  # type: ignore[no-untyped-def]
     return {
-        "cell": "reference", "model": "flat", "method": "cfg", "guidance": 3.0, "prior_guidance": None, "steps": 25,
-        "seed": seed, "run_dir": f"r{seed}", "tag": "t", "entropy_data": 0.69, "coverage_rel": 0.25,
-        "kl": kl, "kl_ci": ci, "categories": {"animal": {"subtypes": ["dog", "cat"], "p_data": [0.5, 0.5],
-                                                          "proportions": props}},
-    }  # fmt: skip
+        "cell": "reference",
+        "model": "flat",
+        "guidance_method": "cfg",
+        "guidance": 3.0,
+        "prior_guidance": None,
+        "steps": 25,
+        "seed": seed,
+        "run_dir": f"r{seed}",
+        "tag": "t",
+        "entropy_data": 0.69,
+        "coverage_rel": 0.25,
+        "kl": kl,
+        "kl_ci": ci,
+        "categories": {"animal": {"subtypes": ["dog", "cat"], "p_data": [0.5, 0.5], "proportions": props}},
+    }
 
 
 def test_group_rows_mean_and_seed_spread_and_verdicts():
@@ -89,7 +99,7 @@ def test_study_cli_on_a_tiny_config(tmp_path):
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     cells = {r["cell"] for r in rows}
     assert cells == {"reference", "imbalanced", "small_data", "short_training"}
-    assert {r["method"] for r in rows if r["model"] == "flat"} == {"cfg", "interval", "cads"}
+    assert {r["guidance_method"] for r in rows if r["model"] == "flat"} == {"cfg", "interval", "cads"}
     assert any(r["model"] == "hierarchical" and r["prior_guidance"] == 7.0 for r in rows)
     assert all((tmp_path / "study").exists() for r in rows)
     md = (out / "report.md").read_text()

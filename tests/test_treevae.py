@@ -281,6 +281,8 @@ def test_treevae_study_writes_the_three_methods_and_the_second_stage(tmp_path: P
     assert (out / "figures" / "leaf_classes.png").exists()
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {(r["model"], r["request"], r["decoder"]) for r in rows} == {
-        ("treevae", "tree", "diffusion"), ("treevae", "categories", "diffusion"), ("treevae", "tree", "vae"),
+        ("treevae", "tree", "diffusion"),
+        ("treevae", "categories", "diffusion"),
+        ("treevae", "tree", "vae"),
         ("vae", "tree", "vae"),
-    }  # fmt: skip
+    }

@@ -295,9 +295,14 @@ def preview(cfg: RunConfig, out: str | Path, n: int = 32) -> Path:
     ]
     c, height, width = source.image_shape()
     return figures.category_grid(
-        images, batch.z2.numpy(), h.category_names, Path(out), f"training data ({height}x{width})",
-        per_category=n, labels=labels,
-    )  # fmt: skip
+        images,
+        batch.z2.numpy(),
+        h.category_names,
+        Path(out),
+        f"training data ({height}x{width})",
+        per_category=n,
+        labels=labels,
+    )
 
 
 # -- continual learning -------------------------------------------------------------------------------------

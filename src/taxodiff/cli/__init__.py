@@ -60,12 +60,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "add-class":
         return _add_class(args)
     if command == "demo":
-        from taxodiff.studies.demo import run_demo
-
-        cfg = _config(args, {"train.steps": args.train_steps, "sample.n_per_category": args.n_per_category})
-        run_demo(cfg, args.out, args.guidance, not args.quiet, args.seeds)
-        print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; table: {args.out / 'summary.json'}")
-        return 0
+        return _demo(args)
     if command == "study":
         return _study(args)
     raise AssertionError(command)
@@ -124,11 +119,26 @@ def _sample(args: argparse.Namespace, command: str) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from taxodiff.studies import STUDIES
+    from taxodiff.studies import STUDIES, run_study
 
     st = STUDIES.get(args.study)
-    cfg = _config(args, under={**st.defaults, **st.under(args.preset)})
-    options = {k: getattr(args, k) for k in st.options}
-    st.run(cfg, args.preset, args.out, not args.quiet, **options)
+    preset = st.preset(args.preset, **{k: getattr(args, k, None) for k in st.options()})
+    cfg = _config(args, under={**st.defaults, **preset.base})
+    run_study(st, cfg, preset, args.out, not args.quiet)
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; rows: {args.out / 'results.jsonl'}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The mode-collapse study's demo preset, its higher guidance scale and seeds from the flags."""
+    from dataclasses import replace
+
+    from taxodiff.studies import STUDIES, run_study
+
+    st = STUDIES.get("mode-collapse")
+    preset = st.preset("demo", seeds=args.seeds)
+    preset = replace(preset, scales=(0.0,) if args.guidance == 0 else (0.0, args.guidance))  # type: ignore[call-arg]
+    cfg = _config(args, {"train.steps": args.train_steps, "sample.n_per_category": args.n_per_category})
+    run_study(st, cfg, preset, args.out, not args.quiet)
+    print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; table: {args.out / 'summary.json'}")
     return 0

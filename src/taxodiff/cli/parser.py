@@ -155,12 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     for st in STUDIES.all():
         sp = ssub.add_parser(st.name, help=st.help)
         _common(sp)
-        presets = ", ".join(f"{k}: {v}" for k, v in st.presets.items())
+        presets = ", ".join(f"{k}: {p.help}" for k, p in st.presets.items())
         sp.add_argument("--preset", choices=tuple(st.presets), default=next(iter(st.presets)), help=presets)
         sp.add_argument("--out", type=Path, default=Path(st.default_out))
-        if "seeds" in st.options:
+        if "seeds" in st.options():
             sp.add_argument("--seeds", type=positive_int, help="number of seeds (default: the preset's)")
-        if "run_dir" in st.options:
+        if "run_dir" in st.options():
             sp.add_argument("--run-dir", type=Path, help="a trained run to use (default: train one under --out)")
 
     for fam in FAMILIES.all():

@@ -75,6 +75,11 @@ class DataSource:
         self.cfg = cfg
         self.data = cfg.data
 
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """A raw config (a nested mapping) written by an earlier version, in today's layout (default: as is)."""
+        return raw
+
     # -- facts, read without loading data -----------------------------------------------------------------
     @classmethod
     def labels(cls, section: Any) -> tuple[str, ...] | None:

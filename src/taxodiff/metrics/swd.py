@@ -98,8 +98,10 @@ def normalised_patches(
     set (the smaller set decides), chosen and cut with ``gen`` (lazily: a caller may draw from it between
     levels)."""
     if images.shape[1:] != reference.shape[1:] or min(len(images), len(reference)) < 1:
-        raise ValueError(f"pixel distances need two non-empty image sets of one shape, got {tuple(images.shape)}, "
-                         f"{tuple(reference.shape)}")  # fmt: skip
+        raise ValueError(
+            f"pixel distances need two non-empty image sets of one shape, got {tuple(images.shape)}, "
+            f"{tuple(reference.shape)}"
+        )
     n = min(len(images), len(reference))
     a_img = images[torch.randperm(len(images), generator=gen)[:n]].float()
     b_img = reference[torch.randperm(len(reference), generator=gen)[:n]].float()

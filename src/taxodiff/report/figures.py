@@ -68,9 +68,13 @@ def category_grid(
     size = (across * panel[0], down * panel[1] + 0.35)
     fig, axes = plt.subplots(down, across, figsize=size, squeeze=False)
     fig.subplots_adjust(
-        left=0.01, right=0.99, bottom=0.01, top=1 - 0.65 / size[1], wspace=0.3 / size[0] * across,
+        left=0.01,
+        right=0.99,
+        bottom=0.01,
+        top=1 - 0.65 / size[1],
+        wspace=0.3 / size[0] * across,
         hspace=0.35 / panel[1],
-    )  # fmt: skip
+    )
     for ax in axes.flat[k:]:
         ax.axis("off")
     for c, (ax, name) in enumerate(zip(axes.flat[:k], names, strict=True)):

@@ -9,17 +9,6 @@ from typing import Any
 
 from taxodiff import runs
 
-
-def mean_sd(values: list[float | None], fmt: str) -> str:
-    """ "mean ± sd" over seeds (sample sd; the mean alone for one value; "-" for none), missing values skipped."""
-    import numpy as np
-
-    v = [x for x in values if x is not None]
-    if not v:
-        return "-"
-    return fmt.format(np.mean(v)) + (f" ± {fmt.format(np.std(v, ddof=1))}" if len(v) > 1 else "")
-
-
 Block = tuple[str, Any]  # ("h1" | "h2" | "h3" | "p", text), ("img", (path, alt)), ("table", (head, rows))
 
 

@@ -1,28 +1,18 @@
-"""Studies: grids of trainings and samplings with a report. One module each, one line each in ``STUDIES``.
+"""Studies: grids of trainings and samplings with a report, run by one runner (:mod:`taxodiff.studies.runner`).
 
-A study declares its presets (dotted config values each sets under the user's config), the options it takes
-and the function that runs it; the CLI's ``taxodiff study <name>`` reads this registry.
+A study declares the data kinds it takes, its presets (each a :class:`Preset`, whose ``base`` values it sets
+under the user's config), its jobs for a config and a preset, how its rows become a summary, and the blocks
+of its report. One line each in ``STUDIES``; a study that belongs to one family lives in that family's folder.
+The CLI's ``taxodiff study <name>`` (and ``taxodiff demo``) read this registry. This module imports no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 from taxodiff.registry import Registry
+from taxodiff.studies.runner import run_study
+from taxodiff.studies.study import Preset, Study
 
-
-@dataclass(frozen=True)
-class Study:
-    name: str
-    help: str
-    presets: dict[str, str]  # preset name -> what it is (one line)
-    default_out: str
-    run: Callable[..., Any]  # run(cfg, preset, out, progress, **options) -> summary
-    under: Callable[[str], dict[str, Any]] = lambda preset: {}  # dotted values a preset sets under the config
-    options: tuple[str, ...] = ()  # extra options it takes: "seeds", "run_dir"
-    defaults: dict[str, Any] = field(default_factory=dict)  # dotted values it needs (e.g. a data source)
+__all__ = ["STUDIES", "Preset", "Study", "run_study"]
 
 
 STUDIES: Registry[Study] = Registry(

@@ -1,4 +1,5 @@
-"""The demo's report: a summary (JSON), Markdown and HTML with figures, made from its evaluations.
+"""The demo's report (the mode-collapse study's ``demo`` preset): its summary, blocks and figure, made from
+its rows.
 
 Every number in it is read from the evaluations; over several training seeds a number is the mean, shown
 with its sd over seeds beside the bootstrap interval over samples (taxodiff.studies.seeds). Every sentence of
@@ -14,89 +15,54 @@ from typing import Any
 
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
-from taxodiff.report.pages import write_pages
 from taxodiff.studies import seeds
 from taxodiff.studies.seeds import shown
-
-MODE_KEYS = ("coverage", "kl", "entropy", "tv", "off_category")  # each with its bootstrap interval
-
-
-def _row(r: dict[str, Any]) -> dict[str, Any]:
-    """One (family, seed, guidance) evaluation, flattened."""
-    img = r["images"]
-    o = img["overall"]
-    row = {
-        "model": r["family"],
-        "seed": r["seed"],
-        "guidance": r["guidance"],
-        "tag": r["tag"],
-        "run_dir": r["run_dir"],
-        "sampler": r["sample"]["sampler"],
-        "sampling_steps": r["sample"]["steps"],
-        "n": o["n"],
-        "entropy_data": o["entropy_data"],
-        "coverage_rel": img["settings"]["coverage_rel"],
-        **{k: o[k] for k in MODE_KEYS},
-        **{f"{k}_ci": o["ci"][k] for k in MODE_KEYS},
-        "categories": {
-            c: {k: v[k] for k in ("subtypes", "p_data", "proportions", "coverage", "kl", "off_category", "n")}
-            for c, v in img["categories"].items()
-        },
-        "train_seconds": r["train"]["seconds"],
-        "train_steps": r["train"]["steps"],
-        "parameters": r["train"]["parameters"],
-        "grid": f"{r['run_dir']}/figures/samples_{r['tag']}.png",
-    }
-    if "features" in r:
-        f = r["features"]
-        row.update({k: f["overall"][k] for k in ("precision", "recall", "frechet")})
-        if "pixels" in f:
-            row["pixel_swd"], row["pixel_swd_data"] = f["pixels"]["swd"], f["pixels"]["swd_data"]
-    if "fidelity" in r:
-        row["fidelity"], row["fidelity_ci"] = r["fidelity"]["value"], r["fidelity"]["ci"]
-        po = r["prior"]["overall"]
-        row["prior_kl"], row["prior_kl_ci"] = po["kl"], po["ci"]["kl"]
-    return row
 
 
 def _group(g: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
     """A (family, guidance) group over seeds, with the settings every seed shares and the first seed's grid."""
-    same = ("sampler", "sampling_steps", "n", "train_steps", "parameters", "grid", "run_dir")
-    return {**g, **{k: first[k] for k in same}}
+    same = ("sampler", "steps", "n", "train_steps", "parameters", "run_dir")
+    grid = f"{first['run_dir']}/figures/samples_{first['tag']}.png"
+    return {**g, **{k: first[k] for k in same}, "grid": grid}
 
 
-def summarise(cfg: RunConfig, results: list[dict[str, Any]], timings: dict[str, float]) -> dict[str, Any]:
+def summarise(cfg: RunConfig, preset: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The demo's summary from its rows (one per family, seed and guidance scale)."""
     from taxodiff.data import get_source
     from taxodiff.families import get_family
 
     source = get_source(cfg.data.source)(cfg)
     h = source.hierarchy
-    clf = results[0]["classifier"]
-    per_seed = [_row(r) for r in results]
-    groups = seeds.group_rows(per_seed, ("model", "guidance"))
-    first = {(r["model"], r["guidance"]): r for r in reversed(per_seed)}  # the first seed's row of each group
-    names = list(dict.fromkeys(r["model"] for r in per_seed))
-    seed_list = list(dict.fromkeys(r["seed"] for r in per_seed))
+    groups = seeds.group_rows(rows, ("model", "guidance"))
+    first = {(r["model"], r["guidance"]): r for r in reversed(rows)}  # the first seed's row of each group
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    seed_list = list(dict.fromkeys(r["seed"] for r in rows))
+    r0 = rows[0]
     return {
+        "short_report": True,
         "families": {n: get_family(n).summary for n in names},
         "data": source.describe(),
         "hierarchy": config_mod.to_dict(h.to_spec()),
         "hierarchy_text": h.describe(),
         "entropy_data": h.entropy(),
         "config": config_mod.to_dict(cfg),
-        "classifier": {
-            "accuracy": clf["accuracy"],
-            "style_r2": clf.get("style_r2"),
-            "n_test": clf["n_test"],
-            "classes": clf["classes"],
-        },
-        "settings": results[0]["images"]["settings"],
+        "classifier": {k: r0[f"classifier_{k}"] for k in ("accuracy", "style_r2", "n_test")},
+        "settings": {"coverage_rel": r0["coverage_rel"], "kl_smoothing": r0["kl_smoothing"]},
         "seeds": seed_list,
         "interval": seeds.interval_note(len(seed_list)),
         "rows": [_group(g, first[(g["model"], g["guidance"])]) for g in groups],
-        "seed_rows": per_seed,
-        "timings_s": timings,
+        "timings_s": _timings(rows, len(seed_list) > 1),
     }
+
+
+def _timings(rows: list[dict[str, Any]], by_seed: bool) -> dict[str, float]:
+    """Training seconds of every run and sampling-and-scoring seconds of every evaluation."""
+    out: dict[str, float] = {}
+    for r in rows:
+        suffix = f"_seed{r['seed']}" if by_seed else ""
+        out[f"train_{r['model']}{suffix}"] = r["train_seconds"]
+        out[f"sample_eval_{r['model']}_g{r['guidance']:g}{suffix}"] = r["eval_seconds"]
+    return out
 
 
 # -- findings ---------------------------------------------------------------------------------------------
@@ -169,68 +135,86 @@ def _proportion_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]
     return head, body
 
 
-def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
-    s = summary["settings"]
-    t = summary["timings_s"]
+def _intro(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     rows = summary["rows"]
-    b: list[tuple[str, Any]] = [
+    params = ", ".join(f"{m} {n:,}" for m, n in {r["model"]: r["parameters"] for r in rows}.items())
+    return [
         ("h1", "taxodiff demo: " + " vs ".join(summary["families"]) + " conditional diffusion"),
         ("p", "Hierarchy (p(z1 | z2) per category): " + "; ".join(summary["hierarchy_text"].splitlines()) + "."),
         (
             "p",
             "Models: " + "; ".join(f"{name}: {text}" for name, text in summary["families"].items()) + ". "
             f"Each is trained for {rows[0]['train_steps']} steps of batch {summary['config']['train']['batch_size']} "
-            f"on {summary['data']}, with the same image network. Parameters: "
-            + ", ".join(f"{m} {n:,}" for m, n in {r["model"]: r["parameters"] for r in rows}.items())
-            + ". Sampler: "
-            f"{rows[0]['sampler']} with {rows[0]['sampling_steps']} steps, {rows[0]['n']} samples per row.",
+            f"on {summary['data']}, with the same image network. Parameters: {params}. Sampler: "
+            f"{rows[0]['sampler']} with {rows[0]['steps']} steps, {rows[0]['n']} samples per row.",
         ),
+    ]
+
+
+def _reading(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """What the mode metrics mean, and how images are assigned to subtypes."""
+    s, clf = summary["settings"], summary["classifier"]
+    style = (
+        f"; its style head explains {clf['style_r2']:.2f} of the variance of the style factors (held-out R^2), so "
+        "its features see colour, size and position as well as shape."
+        if clf.get("style_r2") is not None
+        else "."
+    )
+    return [
+        (
+            "p",
+            f"Coverage: share of a category's subtypes generated at >= {s['coverage_rel']:g} x their data share. "
+            f"KL(p_data || p_model) with {s['kl_smoothing']:g} added to every count. Entropy: H(z1_hat | z2). "
+            "Off-category: share of samples the classifier puts in another category. Fidelity (a family with a "
+            "prior over z1): share of its images classified as the z1 anchor nearest to the prior sample they came "
+            "from. Averages over categories weighted by p(z2).",
+        ),
+        (
+            "p",
+            f"Images are assigned to subtypes by a domain classifier trained on the data's ground truth: held-out "
+            f"accuracy {clf['accuracy']:.4f} on {clf['n_test']:,} images{style}",
+        ),
+    ]
+
+
+def _grids_and_time(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
+    rows = summary["rows"]
+    b: list[tuple[str, Any]] = [("h2", f"Samples (seed {summary['seeds'][0]}, first 32 per category)")]
+    for r in rows:
+        b.append(("h3", f"{r['model']}, guidance {r['guidance']:g}"))
+        b.append(("img", (os.path.relpath(r["grid"], out), f"{r['model']} samples, guidance {r['guidance']:g}")))
+    total = [["study (every call)", f"{summary['seconds']:g}"]]
+    times = [[k, f"{v:g}"] for k, v in summary["timings_s"].items()] + total
+    dirs = ", ".join(f"`{d}`" for d in dict.fromkeys(d for r in rows for d in r["run_dirs"]))
+    return b + [
+        ("h2", "Time (seconds)"),
+        ("table", (["step", "seconds"], times)),
+        (
+            "p",
+            f"Run directories: {dirs}. Each holds config.yaml, metrics.jsonl, checkpoints/, samples/, figures/ "
+            "and eval.json.",
+        ),
+    ]
+
+
+def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
+    return [
+        *_intro(summary),
         ("h2", "Findings"),
         *[("p", f) for f in findings(summary)],
         ("h2", "Mode metrics"),
         ("p", f"Training seeds {summary['seeds']}: {summary['interval']}."),
         ("table", _fmt_rows(summary)),
-        (
-            "p",
-            f"Coverage: share of a category's subtypes generated at >= {s['coverage_rel']:g} x their data share. "
-            f"KL(p_data || p_model) with {s['kl_smoothing']:g} added to every count. Entropy: H(z1_hat | z2). "
-            "Off-category: share of samples the classifier puts in another category. Fidelity: share of the "
-            "hierarchical model's images classified as the z1 anchor nearest to the prior sample they came from. "
-            "Averages over categories weighted by p(z2).",
-        ),
-        (
-            "p",
-            f"Images are assigned to subtypes by a domain classifier trained on the data's ground truth: held-out "
-            f"accuracy {summary['classifier']['accuracy']:.4f} on {summary['classifier']['n_test']:,} images"
-            + (
-                f"; its style head explains {summary['classifier']['style_r2']:.2f} of the variance of the style "
-                "factors (held-out R^2), so its features see colour, size and position as well as shape."
-                if summary["classifier"].get("style_r2") is not None
-                else "."
-            ),
-        ),
+        *_reading(summary),
         ("h2", "Subtype proportions"),
         ("img", ("figures/proportions.png", "subtype shares per category, data and models")),
         ("table", _proportion_rows(summary)),
-        ("h2", f"Samples (seed {summary['seeds'][0]}, first 32 per category)"),
+        *_grids_and_time(summary, out),
     ]
-    for r in rows:
-        b.append(("h3", f"{r['model']}, guidance {r['guidance']:g}"))
-        b.append(("img", (os.path.relpath(r["grid"], out), f"{r['model']} samples, guidance {r['guidance']:g}")))
-    b.append(("h2", "Time (seconds)"))
-    b.append(("table", (["step", "seconds"], [[k, f"{v:g}"] for k, v in t.items()])))
-    b.append(
-        (
-            "p",
-            "Run directories: "
-            + ", ".join(f"`{d}`" for d in dict.fromkeys(d for r in rows for d in r["run_dirs"]))
-            + ". Each holds config.yaml, metrics.jsonl, checkpoints/, samples/, figures/ and eval.json.",
-        )
-    )
-    return b
 
 
-def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
+def report(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
+    """The proportions figure (under ``out/figures``) and the blocks of the report."""
     from taxodiff.report import figures
 
     out = Path(out)
@@ -240,4 +224,4 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
         for r in summary["rows"]
     }
     figures.proportions_chart(cats, series, out / "figures" / "proportions.png")
-    return write_pages(out, blocks(summary, out), "taxodiff demo report")
+    return blocks(summary, out)

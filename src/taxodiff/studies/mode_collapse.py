@@ -10,23 +10,24 @@ scale, guidance rule (plain CFG, the interval rule, CADS) and sampling steps; a 
 The full sampling grid runs on the reference cell; the other cells are sampled at guidance 0 and at
 one higher scale.
 
-Runs live in ``<out>/<cell>/seed<k>/<family>``; each evaluation is a row of ``<out>/results.jsonl`` and the
-report is written from those rows. Re-running the study resumes (:mod:`taxodiff.studies.grid`).
+The ``demo`` preset is ``taxodiff demo``: the reference regime only, every compared family unguided and at one
+higher scale, with a short report. Runs live in ``<out>/<cell>/seed<k>/<family>``; each evaluation is a row of
+``<out>/results.jsonl`` and the report is written from those rows. Re-running the study resumes
+(:mod:`taxodiff.studies.runner`).
 """
 
 from __future__ import annotations
 
 import copy
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from taxodiff import config as config_mod
-from taxodiff import runs
 from taxodiff.config import RunConfig
-from taxodiff.errors import TaxodiffError
-from taxodiff.studies.grid import Job, run_jobs, study_seconds
+from taxodiff.studies import Preset, Study
+from taxodiff.studies.runner import Context, Job
 
 
 @dataclass(frozen=True)
@@ -61,19 +62,18 @@ class Setting:
 
 
 @dataclass(frozen=True)
-class Preset:
-    name: str
-    seeds: int  # number of seeds: the config's seed, +1, +2, ...
-    base: dict[str, Any]  # dotted values replacing the defaults (a user's --config still overrides them)
-    scales: tuple[float, ...]  # guidance scales swept on the reference cell
-    methods: tuple[str, ...]  # guidance rules for the baseline beside plain CFG
-    sampling_steps: tuple[int, ...]  # sampling-step regime (at guidance 0 and the cells' higher scale)
-    cell_scale: float  # the higher scale at which the other cells are sampled
-    short_fraction: float  # the short-training cell trains this fraction of the reference's steps
-    small_data: int  # training-set size of the small-data cell
-    imbalance: float  # the major subtype's share in the imbalance cell
+class CollapsePreset(Preset):
+    scales: tuple[float, ...] = (0.0, 1.0, 3.0, 7.0)  # guidance scales swept on the reference cell
+    methods: tuple[str, ...] = ()  # guidance rules for the baseline beside plain CFG
+    sampling_steps: tuple[int, ...] = ()  # sampling-step regime (at guidance 0 and the cells' higher scale)
+    cell_scale: float = 3.0  # the higher scale at which the other cells are sampled
+    short_fraction: float = 0.25  # the short-training cell trains this fraction of the reference's steps
+    small_data: int = 500  # training-set size of the small-data cell
+    imbalance: float = 0.9  # the major subtype's share in the imbalance cell
     regimes: bool = True  # the other training regimes (False: the reference cell only)
+    knobs: bool = True  # a family's other guidance scales (the hierarchical prior's) swept alone
     every_family: bool = False  # every rule for every family and guidance knob (False: the baseline's image only)
+    short_report: bool = False  # the demo's report: the reference regime's table, proportions and sample grids
 
     def cells(self, cfg: RunConfig) -> list[Cell]:
         short = max(1, round(cfg.train.steps * self.short_fraction))
@@ -86,7 +86,7 @@ class Preset:
             Cell("short_training", f"{short:,} training steps", {"train.steps": short}),
         ]
 
-    def settings(self, cell: str, knobs: dict[str, str], baseline: bool, default_steps: int) -> list[Setting]:
+    def settings(self, cell: str, knobs: Mapping[str, str], baseline: bool, default_steps: int) -> list[Setting]:
         """Sampling settings of one trained model. At scale 0 every rule but CADS is the conditional model (not
         repeated); CADS is not (it anneals the condition even unguided). Other guidance knobs are swept alone,
         with plain CFG (with every rule that acts on vectors, CADS aside, under ``every_family``)."""
@@ -100,7 +100,7 @@ class Preset:
         # CADS is left out of the other knobs: it anneals every network's condition, the unguided one's too
         vector = [m for m in self.methods if not RULES[m].images_only and m != "cads"]
         knob_rules = ("cfg", *vector) if self.every_family else ("cfg",)
-        for knob in knobs:
+        for knob in knobs if self.knobs else ():
             if knob != "guidance":
                 out += [Setting(0.0, knob, w, method=m) for m in knob_rules for w in self.scales if w > 0]
         steps = [s for s in self.sampling_steps if s != default_steps]
@@ -111,35 +111,44 @@ class Preset:
 # ~40 minutes on 2 CPU cores (--seeds 1: a third of that): 3 seeds, 16x16 images, a shorter schedule, 128
 # samples per category, and the U-Net on 2x2 pixel blocks (3x faster to train; grainier images, which the
 # pixel metric reports).
-QUICK = Preset(
+QUICK = CollapsePreset(
     name="quick",
+    help="3 seeds, ~40 min on 2 CPU cores (--seeds 1: ~13 min)",
     seeds=3,
     base={"data.size": 16, "train.steps": 800, "sample.n_per_category": 128, "net.patch": 2},
     scales=(0.0, 1.0, 3.0, 7.0),
     methods=("interval", "cads"),
     sampling_steps=(10, 50),
-    cell_scale=3.0,
-    short_fraction=0.25,
-    small_data=500,
-    imbalance=0.9,
 )
 # Every guidance rule (processes/guiders.py) for both families, the hierarchical prior included, on the
 # reference regime only, over 3 seeds, at the quick preset's size and budget.
 GUIDERS = replace(
     QUICK,
     name="guiders",
-    seeds=3,
+    help="every guidance rule for every compared family, 3 seeds, reference regime (~30 min on 2 CPU cores)",
     methods=("interval", "cads", "apg", "cfg-zero-star", "tcfg", "fdg", "mambo"),
     sampling_steps=(),
     regimes=False,
     every_family=True,
 )
-PRESETS: dict[str, Preset] = {
-    "quick": QUICK,
-    "guiders": GUIDERS,
-    # the study as specified: 3 seeds, the config's own resolution and budget (hours on a CPU; a GPU helps).
-    "full": replace(QUICK, name="full", seeds=3, base={}, scales=(0.0, 1.0, 2.0, 3.0, 5.0, 7.0)),
-}
+# The study as specified: 3 seeds, the config's own resolution and budget (hours on a CPU; a GPU helps).
+FULL = replace(
+    QUICK,
+    name="full",
+    help="3 seeds, the config's budget: hours on a CPU",
+    base={},
+    scales=(0.0, 1.0, 2.0, 3.0, 5.0, 7.0),
+)
+# The demo (taxodiff demo): the config as given, every compared family unguided and at one higher scale.
+DEMO = CollapsePreset(
+    name="demo",
+    help="the demo: the config as given, guidance 0 and 3, one seed (about 11 min on 2 bf16 CPU cores)",
+    scales=(0.0, 3.0),
+    regimes=False,
+    knobs=False,
+    short_report=True,
+)
+PRESETS: dict[str, CollapsePreset] = {p.name: p for p in (QUICK, GUIDERS, FULL, DEMO)}
 
 
 def imbalanced_spec(cfg: RunConfig, major: float) -> dict[str, Any]:
@@ -173,105 +182,54 @@ def cell_config(cfg: RunConfig, cell: Cell, seed: int) -> RunConfig:
     return config_mod.with_overrides(cfg, data)
 
 
-def record(job: Job, setting: dict[str, Any], train: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    """One row of results.jsonl: the regime, the setting and the measured numbers (point and 95% interval)."""
-    o = ev["images"]["overall"]
-    row: dict[str, Any] = {
-        "method": setting["guidance_method"],
-        "guidance": setting["guidance"],
-        **{k: v for k, v in setting.items() if k not in ("guidance", "guidance_method", "steps")},
-        "steps": ev["sample"]["steps"],
-        "train_seconds": train["seconds"],
-        "n": o["n"],
-        "entropy_data": o["entropy_data"],
-        "coverage_rel": ev["images"]["settings"]["coverage_rel"],
-        "classifier_accuracy": ev["classifier"]["accuracy"],
-        "categories": {
-            c: {k: v[k] for k in ("subtypes", "p_data", "proportions", "coverage", "kl", "off_category")}
-            for c, v in ev["images"]["categories"].items()
-        },
-    }
-    for key in ("kl", "coverage", "entropy", "tv", "off_category"):
-        row[key], row[f"{key}_ci"] = o[key], o["ci"][key]
-    if "fidelity" in ev:
-        row["fidelity"], row["fidelity_ci"] = ev["fidelity"]["value"], ev["fidelity"]["ci"]
-        row["prior_kl"], row["prior_kl_ci"] = ev["prior"]["overall"]["kl"], ev["prior"]["overall"]["ci"]["kl"]
-    if "features" in ev:
-        f = ev["features"]["overall"]
-        row.update({k: f[k] for k in ("precision", "recall", "density", "frechet", "vendi", "vendi_data")})
-        row["prdc_coverage"] = f["coverage"]
-        row["within_subtype_ratio"] = f["within_subtype_ratio"]
-        row["memorisation"] = ev["features"]["memorisation"]["rate"]
-        if "pixels" in ev["features"]:
-            row["pixel_swd"] = ev["features"]["pixels"]["swd"]
-            row["pixel_swd_data"] = ev["features"]["pixels"]["swd_data"]
-    return row
-
-
-def jobs(cfg: RunConfig, preset: Preset, out: Path) -> list[Job]:
+def jobs(cfg: RunConfig, preset: CollapsePreset, ctx: Context | None = None) -> list[Job]:
     """Every (regime, seed, family) training run of the study with its sampling settings."""
     from taxodiff.data import get_source
     from taxodiff.families import compared
 
     families = compared(get_source(cfg.data.source).kind)
-    out_jobs = []
+    out = []
     for cell in preset.cells(cfg):
         for seed in range(cfg.seed, cfg.seed + preset.seeds):
             cell_cfg = cell_config(cfg, cell, seed)
             for fam in families:
                 run_cfg = config_mod.for_family(cell_cfg, fam.name)
-                settings = preset.settings(cell.name, fam.roles.guidance, fam.roles.baseline, run_cfg.sample.steps)
-                out_jobs.append(
-                    Job(
-                        {"cell": cell.name, "seed": seed, "model": fam.name},
-                        run_cfg,
-                        out / cell.name / f"seed{seed}" / fam.name,
-                        tuple(s.for_family(fam.roles.guidance) for s in settings),
-                    )
-                )
-    return out_jobs
+                knobs = fam.roles.guidance
+                settings = preset.settings(cell.name, knobs, fam.roles.baseline, run_cfg.sample.steps)
+                out.append(Job(cell.name, seed, run_cfg, tuple(s.for_family(knobs) for s in settings)))
+    return out
 
 
-def run_study(cfg: RunConfig, preset: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Train, sample and evaluate the whole grid, then write results.jsonl, summary.json and the report."""
+def summarise(cfg: RunConfig, preset: CollapsePreset, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    if preset.short_report:
+        from taxodiff.studies import demo_report
+
+        return demo_report.summarise(cfg, preset, rows)
     from taxodiff.studies import mode_collapse_report as report
 
-    out = Path(out)
-    t0 = time.perf_counter()
-    rows = run_jobs(jobs(cfg, preset, out), out, record, progress)
-    summary = report.summarise(cfg, preset, preset.cells(cfg), rows, study_seconds(out, t0))
-    runs.write_json(out / "summary.json", summary)
-    report.write_report(out, summary, rows)
-    return summary
+    return report.summarise(cfg, preset, preset.cells(cfg), rows)
 
 
-def preset_named(name: str) -> Preset:
-    if name not in PRESETS:
-        raise TaxodiffError(f"--preset {name!r} is invalid: allowed are {', '.join(PRESETS)}")
-    return PRESETS[name]
+def report(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[Any]:
+    """The report's blocks (and its figures, drawn here)."""
+    if summary["short_report"]:
+        from taxodiff.studies import demo_report
+
+        return demo_report.report(summary, out)
+    from taxodiff.studies import mode_collapse_report as full
+
+    return full.report(summary, out)
 
 
-def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, seeds: int | None = None) -> dict:
-    p = preset_named(preset)
-    return run_study(cfg, replace(p, seeds=seeds or p.seeds), out, progress)
-
-
-def _study() -> Any:
-    from taxodiff.studies import Study
-
-    return Study(
-        name="mode-collapse",
-        help="flat vs hierarchical across guidance, imbalance, data size, training budget, sampling steps",
-        presets={
-            "quick": "3 seeds, ~40 min on 2 CPU cores (--seeds 1: ~13 min)",
-            "guiders": "every guidance rule for both families, 3 seeds, reference regime (~30 min on 2 CPU cores)",
-            "full": "3 seeds, the config's budget: hours on a CPU",
-        },
-        default_out="runs/study-mode-collapse",
-        run=_run,
-        under=lambda preset: preset_named(preset).base,
-        options=("seeds",),
-    )
-
-
-STUDY = _study()
+STUDY = Study(
+    name="mode-collapse",
+    help="the baseline family vs the other compared families across guidance, imbalance, data size, training "
+    "budget, sampling steps",
+    title="taxodiff mode-collapse study",
+    kinds=("images",),
+    presets=PRESETS,
+    default_out="runs/study-mode-collapse",
+    jobs=jobs,
+    summarise=summarise,
+    report=report,
+)

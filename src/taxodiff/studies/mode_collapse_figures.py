@@ -9,31 +9,32 @@ from typing import Any
 import numpy as np
 
 from taxodiff.metrics.modes import KL_MATCHED as KL_OK
-from taxodiff.studies.mode_collapse_report import Roles
+from taxodiff.studies.mode_collapse_roles import Roles
 from taxodiff.studies.seeds import band, band_note, find
 
 
 def _series(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """{series label: groups along its guidance scale, each with the scale as "x"}: the baseline by rule, every
+    contender by the scale it is guided through."""
     roles = Roles.of(summary)
-    knob = roles.knob
     steps = summary["config"]["sample"]["steps"]
     ref = [g for g in summary["groups"] if g["cell"] == "reference" and g["steps"] == steps]
     out: dict[str, list[dict[str, Any]]] = {}
     for g in ref:
         if g["model"] == roles.base:
-            label = f"{roles.base}, {g['method']}"
-            x = g["guidance"]
-        elif g["model"] != roles.hier:
+            out.setdefault(f"{roles.base}, {g['guidance_method']}", []).append({**g, "x": g["guidance"]})
+            if g["guidance"] == 0 and g["guidance_method"] == "cfg":  # no guidance: interval = cfg
+                out.setdefault(f"{roles.base}, interval", []).append({**g, "x": 0.0})
             continue
-        elif not knob or g.get(knob) == 0:
-            label, x = roles.main_series, g["guidance"]
+        c = roles.contender(g["model"])
+        if c is None:
+            continue
+        if not c.knob or g.get(c.knob) == 0:
+            out.setdefault(c.main_series, []).append({**g, "x": g["guidance"]})
         else:
-            label, x = roles.knob_series, g[knob]
-        if knob and g["model"] == roles.hier and g["guidance"] == 0 and g.get(knob) == 0:
-            out.setdefault(roles.knob_series, []).append({**g, "x": 0.0})
-        if g["model"] == roles.base and g["guidance"] == 0 and g["method"] == "cfg":  # no guidance: interval = cfg
-            out.setdefault(f"{roles.base}, interval", []).append({**g, "x": 0.0})
-        out.setdefault(label, []).append({**g, "x": x})
+            out.setdefault(c.knob_series, []).append({**g, "x": g[c.knob]})
+        if c.knob and g["guidance"] == 0 and g.get(c.knob) == 0:
+            out.setdefault(c.knob_series, []).append({**g, "x": 0.0})
     return {k: sorted(out[k], key=lambda g: g["x"]) for k in roles.styles() if len(out.get(k, [])) > 1}
 
 
@@ -75,7 +76,7 @@ def precision_recall(summary: dict[str, Any], path: Path) -> Path:
         ax.plot(
             [p[0] for p in pts],
             [p[1] for p in pts],
-            "--" if name.startswith(Roles.of(summary).hier) else "-",
+            Roles.of(summary).styles()[name][1],
             marker="o",
             label=name,
             alpha=0.85,
@@ -99,19 +100,17 @@ def regimes_chart(summary: dict[str, Any], path: Path) -> Path:
     cells = [c["name"] for c in summary["cells"]]
     w = summary["cell_scale"]
     roles = Roles.of(summary)
-    bars = [
-        (roles.base, 0.0, "#9ecae1"),
-        (roles.base, w, "#3182bd"),
-        (roles.hier, 0.0, "#fdae6b"),
-        (roles.hier, w, "#e6550d"),
-    ]
+    pairs = [("#9ecae1", "#3182bd"), ("#fdae6b", "#e6550d"), ("#a1d99b", "#31a354"), ("#bcbddc", "#756bb1")]
+    models = [roles.base, *(c.name for c in roles.contenders)]
+    bars = [(m, scale, pairs[i % len(pairs)][k]) for i, m in enumerate(models) for k, scale in enumerate((0.0, w))]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / len(bars)
     for i, (model, w, colour) in enumerate(bars):
         vals, lo, hi = [], [], []
         for c in cells:
-            knob = {roles.knob: 0.0 if model == roles.hier else None} if roles.knob else {}
-            g = find(summary["groups"], cell=c, model=model, method="cfg", guidance=w, steps=steps, **knob)
+            con = roles.contender(model)
+            knob = con.unguided() if con else {}
+            g = find(summary["groups"], cell=c, model=model, guidance_method="cfg", guidance=w, steps=steps, **knob)
             v = g["kl"] if g else np.nan
             ci = band(g, "kl") if g else (v, v)
             vals.append(v)

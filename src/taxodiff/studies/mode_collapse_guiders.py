@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from taxodiff.studies.mode_collapse_report import Roles
+from taxodiff.studies.mode_collapse_roles import Roles
 from taxodiff.studies.seeds import find, shown
 
 
@@ -32,23 +32,21 @@ def series(summary: dict[str, Any]) -> dict[str, dict[str, list[dict[str, Any]]]
     roles = Roles.of(summary)
     steps = summary["config"]["sample"]["steps"]
     groups = [g for g in summary["groups"] if g["cell"] == "reference" and g["steps"] == steps]
-    knob = roles.knob
-    zero = {knob: 0.0} if knob else {}
-    specs = [(roles.base, {"model": roles.base}, "guidance")]  # (label, what is fixed, the swept scale)
-    if roles.hier != roles.base:
-        specs.append((roles.main_series, {"model": roles.hier, **zero}, "guidance"))
-        if knob:
-            specs.append((roles.knob_series, {"model": roles.hier, "guidance": 0.0}, knob))
+    specs = [(roles.base, {"model": roles.base}, "guidance", {})]  # (label, what is fixed, the swept scale, zero)
+    for c in roles.contenders:
+        specs.append((c.main_series, {"model": c.name, **c.unguided()}, "guidance", c.unguided()))
+        if c.knob:
+            specs.append((c.knob_series, {"model": c.name, "guidance": 0.0}, c.knob, c.unguided()))
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for label, want, scale_key in specs:
-        unguided = {**want, scale_key: 0.0, **(zero if want["model"] == roles.hier else {})}
-        start = find(groups, method="cfg", **unguided)
+    for label, want, scale_key, zero in specs:
+        unguided = {**want, scale_key: 0.0, **zero}
+        start = find(groups, guidance_method="cfg", **unguided)
         rules: dict[str, list[dict[str, Any]]] = {}
         for g in groups:
             if all(g.get(k) == v for k, v in want.items()) and (g.get(scale_key) or 0) > 0:
-                rules.setdefault(g["method"], []).append({**g, "x": float(g[scale_key])})
+                rules.setdefault(g["guidance_method"], []).append({**g, "x": float(g[scale_key])})
         for method, path in rules.items():
-            own_zero = find(groups, method=method, **unguided) if method == "cads" else None
+            own_zero = find(groups, guidance_method=method, **unguided) if method == "cads" else None
             first = own_zero or start
             head = [{**first, "x": 0.0}] if first is not None else []
             rules[method] = head + sorted(path, key=lambda g: g["x"])
@@ -75,14 +73,16 @@ def ranking(rules: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         guided = [g for g in path if g["x"] > 0]
         at = [kl_at_quality(cfg, g["pixel_swd"]) for g in guided]
         gaps = [g["kl"] - k for g, (k, _) in zip(guided, at, strict=True)]
-        out.append({
-            "rule": method,
-            "score": float(np.mean(gaps)) if gaps else 0.0,
-            "gaps": gaps,
-            "scales": [g["x"] for g in guided],
-            "reached": all(r for _, r in at),
-            "top": path[-1],
-        })  # fmt: skip
+        out.append(
+            {
+                "rule": method,
+                "score": float(np.mean(gaps)) if gaps else 0.0,
+                "gaps": gaps,
+                "scales": [g["x"] for g in guided],
+                "reached": all(r for _, r in at),
+                "top": path[-1],
+            }
+        )
     return sorted(out, key=lambda r: r["score"])
 
 
@@ -98,8 +98,10 @@ def verdict(ranked: list[dict[str, Any]], cfg_path: list[dict[str, Any]]) -> str
     lo, hi, sd = ranked[0]["score"], ranked[-1]["score"], seed_spread(cfg_path)
     text = f"Best at equal image quality: {names[0]}; plain CFG ranks {names.index('cfg') + 1} of {len(ranked)}."
     if sd > 0 and hi - lo < sd:
-        text = (f"No rule differs from another beyond the spread over seeds: scores {lo:.4f} to {hi:.4f} nats, "
-                f"plain CFG's KL varies by {sd:.4f} (sd) between seeds; the order above is noise.")  # fmt: skip
+        text = (
+            f"No rule differs from another beyond the spread over seeds: scores {lo:.4f} to {hi:.4f} nats, "
+            f"plain CFG's KL varies by {sd:.4f} (sd) between seeds; the order above is noise."
+        )
     return text
 
 
@@ -111,27 +113,59 @@ def _stat(g: dict[str, Any], m: str, fmt: str) -> str:
 
 
 def table(paths: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
-    head = ["rule", "scale", "KL (nats)", "coverage", "entropy", "recall", "within-subtype Vendi ratio",
-            "off-category", "pixel SWD (data)"]  # fmt: skip
+    head = [
+        "rule",
+        "scale",
+        "KL (nats)",
+        "coverage",
+        "entropy",
+        "recall",
+        "within-subtype Vendi ratio",
+        "off-category",
+        "pixel SWD (data)",
+    ]
     body = []
     for method, path in paths.items():
         for g in path:
             swd = f"{_stat(g, 'pixel_swd', '.1f')} ({g['pixel_swd_data']:.1f})" if "pixel_swd" in g else "n/a"
-            body.append([method, f"{g['x']:g}", _stat(g, "kl", ".4f"), _stat(g, "coverage", ".2f"),
-                         _stat(g, "entropy", ".3f"), _stat(g, "recall", ".3f"),
-                         _stat(g, "within_subtype_ratio", ".3f"), _stat(g, "off_category", ".3f"), swd])  # fmt: skip
+            body.append(
+                [
+                    method,
+                    f"{g['x']:g}",
+                    _stat(g, "kl", ".4f"),
+                    _stat(g, "coverage", ".2f"),
+                    _stat(g, "entropy", ".3f"),
+                    _stat(g, "recall", ".3f"),
+                    _stat(g, "within_subtype_ratio", ".3f"),
+                    _stat(g, "off_category", ".3f"),
+                    swd,
+                ]
+            )
     return head, body
 
 
 def ranking_table(ranked: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    head = ["rank", "rule", "mean KL gap to CFG at the same pixel SWD", "gap at each scale", "strongest scale",
-            "its KL", "its pixel SWD"]  # fmt: skip
+    head = [
+        "rank",
+        "rule",
+        "mean KL gap to CFG at the same pixel SWD",
+        "gap at each scale",
+        "strongest scale",
+        "its KL",
+        "its pixel SWD",
+    ]
     body = [
-        [str(i + 1), r["rule"] + ("" if r["reached"] else " *"), f"{r['score']:+.4f}",
-         ", ".join(f"{w:g}: {k:+.4f}" for w, k in zip(r["scales"], r["gaps"], strict=True)), f"{r['top']['x']:g}",
-         f"{r['top']['kl']:.4f}", f"{r['top']['pixel_swd']:.1f}"]
+        [
+            str(i + 1),
+            r["rule"] + ("" if r["reached"] else " *"),
+            f"{r['score']:+.4f}",
+            ", ".join(f"{w:g}: {k:+.4f}" for w, k in zip(r["scales"], r["gaps"], strict=True)),
+            f"{r['top']['x']:g}",
+            f"{r['top']['kl']:.4f}",
+            f"{r['top']['pixel_swd']:.1f}",
+        ]
         for i, r in enumerate(ranked)
-    ]  # fmt: skip
+    ]
     return head, body
 
 
@@ -166,8 +200,10 @@ def figure(summary: dict[str, Any], path: Path) -> Path:
             ax.tick_params(labelsize=8)
     axes[0][0].legend(fontsize=7, ncol=2)
     seeds = len(summary["seeds"])
-    fig.suptitle(f"Guidance rules: mode weights and image quality ({seeds} seed{'s' * (seeds > 1)}; "
-                 "bands ± 1 sd over seeds)", fontsize=11)  # fmt: skip
+    fig.suptitle(
+        f"Guidance rules: mode weights and image quality ({seeds} seed{'s' * (seeds > 1)}; bands ± 1 sd over seeds)",
+        fontsize=11,
+    )
     fig.tight_layout()
     return save(fig, path)
 
@@ -179,16 +215,19 @@ def blocks(summary: dict[str, Any]) -> list[tuple[str, Any]]:
         return []
     out: list[tuple[str, Any]] = [
         ("h2", "Guidance rules: which keep the modes' weights"),
-        ("p", "Every rule at scales " + ", ".join(f"{w:g}" for w in summary["scales"] if w > 0) + " (scale 0: "
-              "the conditional model, one point for all rules but CADS), with each rule's recommended settings "
-              "(taxodiff.processes.guiders). Values: mean ± sd over seeds, KL with the seeds' mean bootstrap "
-              "interval over samples in brackets. The ranking compares each guided point of a rule with plain CFG "
-              "at the same pixel SWD (CFG's KL there read off its path): the gap is the rule's KL minus CFG's, "
-              "negative where the rule keeps the weights better at equal image quality; a rule that only guides "
-              "less sits on CFG's curve, near 0. * marks a rule with a point beyond CFG's worst pixel SWD "
-              "(compared with CFG's worst)."),
+        (
+            "p",
+            "Every rule at scales " + ", ".join(f"{w:g}" for w in summary["scales"] if w > 0) + " (scale 0: "
+            "the conditional model, one point for all rules but CADS), with each rule's recommended settings "
+            "(taxodiff.processes.guiders). Values: mean ± sd over seeds, KL with the seeds' mean bootstrap "
+            "interval over samples in brackets. The ranking compares each guided point of a rule with plain CFG "
+            "at the same pixel SWD (CFG's KL there read off its path): the gap is the rule's KL minus CFG's, "
+            "negative where the rule keeps the weights better at equal image quality; a rule that only guides "
+            "less sits on CFG's curve, near 0. * marks a rule with a point beyond CFG's worst pixel SWD "
+            "(compared with CFG's worst).",
+        ),
         ("img", ("figures/guiders.png", "KL and pixel SWD against guidance scale, per rule")),
-    ]  # fmt: skip
+    ]
     for label, paths in allpaths.items():
         ranked = ranking(paths)
         out.append(("h3", label))

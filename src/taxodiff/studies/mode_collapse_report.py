@@ -9,13 +9,12 @@ thresholds.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
-from taxodiff.report.pages import write_pages
+from taxodiff.studies.mode_collapse_roles import Contender, Roles, families_of
 from taxodiff.studies.seeds import find, group_rows, interval_note, verdict
 from taxodiff.studies.seeds import shown as _ci
 
@@ -34,63 +33,6 @@ READING = (
     "= condition-annealed sampling (Sadat 2024); apg, cfg-zero-star, tcfg, fdg and mambo are diffusers' guiders "
     "(taxodiff.processes.guiders says what each does and in which prediction it acts)."
 )
-COLOURS = ("C0", "C2", "C4", "C1", "C3", "C5", "C6", "C7")
-
-
-@dataclass(frozen=True)
-class Roles:
-    """Who is compared: the baseline family, the hierarchical one, and its other guidance knob (read from the
-    registry when the study ran, kept in the summary)."""
-
-    base: str
-    hier: str
-    knob: str | None  # the hierarchical family's other guidance scale (a sample key), if any
-    knob_label: str  # what that knob guides ("prior")
-    main_label: str  # what the main guidance scale guides in the hierarchical family ("decoder")
-
-    @classmethod
-    def of(cls, summary: dict[str, Any]) -> Roles:
-        f = summary["families"]
-        return cls(f["baseline"], f["contender"], f["knob"], f["knob_label"], f["main_label"])
-
-    def keys(self) -> tuple[str, ...]:
-        return ("cell", "model", "method", "guidance", *((self.knob,) if self.knob else ()), "steps")
-
-    def styles(self) -> dict[str, tuple[str, str]]:
-        """series -> (colour, line style), the same in every figure."""
-        names = [f"{self.base}, cfg", f"{self.base}, interval", f"{self.base}, cads", self.main_series]
-        names += [self.knob_series] if self.knob else []
-        return {n: (COLOURS[i], "--" if n.startswith(self.hier) else "-") for i, n in enumerate(names)}
-
-    @property
-    def main_series(self) -> str:
-        return f"{self.hier}, {self.main_label} guided"
-
-    @property
-    def knob_series(self) -> str:
-        return f"{self.hier}, {self.knob_label} guided"
-
-    def unguided_knob(self) -> dict[str, Any]:
-        """find() arguments selecting the hierarchical family's rows with its other knob at 0."""
-        return {self.knob: 0.0} if self.knob else {}
-
-
-def families_of(kind: str) -> dict[str, Any]:
-    """The roles of the registry's families for data of ``kind`` (what the summary records)."""
-    from taxodiff.families import compared
-
-    fams = compared(kind)
-    base = next(f for f in fams if f.roles.baseline)
-    hier = next((f for f in fams if not f.roles.baseline), base)
-    extra = [k for k in hier.roles.guidance if k != "guidance"]
-    return {
-        "baseline": base.name,
-        "contender": hier.name,
-        "knob": extra[0] if extra else None,
-        "knob_label": hier.roles.guidance.get(extra[0], "") if extra else "",
-        "main_label": hier.roles.guidance.get("guidance", "image"),
-        "summaries": {f.name: f.summary for f in fams},
-    }
 
 
 def findings(
@@ -101,60 +43,77 @@ def findings(
     default_steps: int,
     roles: Roles,
 ) -> list[str]:
-    base, hier, knob = roles.base, roles.hier, roles.knob
     out = []
     for cell in cells:
-        ws = scales if cell["name"] == "reference" else [0.0, cell_scale]
-        for w in ws:
-            f = find(groups, cell=cell["name"], model=base, method="cfg", guidance=w, steps=default_steps)
-            h = find(
-                groups, cell=cell["name"], model=hier, method="cfg", guidance=w, steps=default_steps,
-                **roles.unguided_knob(),
-            )  # fmt: skip
-            if f is None or h is None:
-                continue
-            diff = h["kl"] - f["kl"]
-            name = cell["name"].replace("_", " ").capitalize()
-            unguided = f", {roles.knob_label} unguided" if knob else ""
-            out.append(
-                f"{name} ({cell['description']}), guidance {w:g}: the {base} model {verdict(f)}. "
-                f"The {hier} model ({roles.main_label} guidance {w:g}{unguided}) {verdict(h)}; "
-                f"KL difference {hier} - {base} {diff:+.3f} nats."
-            )
+        for w in scales if cell["name"] == "reference" else [0.0, cell_scale]:
+            for c in roles.contenders:
+                out += _compared(groups, cell, w, default_steps, roles.base, c)
     ref = [g for g in groups if g["cell"] == "reference" and g["steps"] == default_steps]
-    if knob:
-        for g in sorted(ref, key=lambda g: g.get(knob) or 0):
-            if g["model"] == hier and g["method"] == "cfg" and g["guidance"] == 0 and (g.get(knob) or 0) > 0:
-                out.append(
-                    f"Guiding the {hier} model's {roles.knob_label} instead ({roles.knob_label} guidance "
-                    f"{g[knob]:g}, {roles.main_label} 0): {verdict(g)}; the {roles.knob_label}'s own samples have "
-                    f"KL {_ci(g, 'prior_kl')}."
-                )
-    top = max(scales)
-    parts = []
-    for method in ("cfg", "interval", "cads"):
-        g = find(groups, cell="reference", model=base, method=method, guidance=top, steps=default_steps)
-        if g is not None:
-            parts.append(f"{method} KL {_ci(g, 'kl')}, recall {_ci(g, 'recall')}")
-    if len(parts) > 1:
-        out.append(f"The {base} model at guidance {top:g} by guidance rule: " + "; ".join(parts) + ".")
+    for c in roles.contenders:
+        out += _knob_findings(ref, c)
+    out += _rule_findings(groups, roles.base, max(scales), default_steps)
     steps = sorted({g["steps"] for g in groups if g["cell"] == "reference" and g["steps"] != default_steps})
     for s in steps:
         for w in (0.0, cell_scale):
-            f = find(groups, cell="reference", model=base, method="cfg", guidance=w, steps=s)
-            h = find(groups, cell="reference", model=hier, method="cfg", guidance=w, steps=s, **roles.unguided_knob())
-            if f and h:
-                out.append(
-                    f"{s} sampling steps, guidance {w:g}: {base} KL {_ci(f, 'kl')}, "
-                    f"off-category {f['off_category']:.3f}; "
-                    f"{hier} KL {_ci(h, 'kl')}, off-category {h['off_category']:.3f}."
-                )
+            for c in roles.contenders:
+                out += _steps_finding(groups, s, w, roles.base, c)
     return out
 
 
-def summarise(
-    cfg: RunConfig, preset: Any, cells: list[Any], rows: list[dict[str, Any]], seconds: float
-) -> dict[str, Any]:
+def _compared(
+    groups: list[dict[str, Any]], cell: dict[str, str], w: float, steps: int, base: str, c: Contender
+) -> list[str]:
+    """The baseline and one contender in one regime at one scale."""
+    f = find(groups, cell=cell["name"], model=base, guidance_method="cfg", guidance=w, steps=steps)
+    h = find(groups, cell=cell["name"], model=c.name, guidance_method="cfg", guidance=w, steps=steps, **c.unguided())
+    if f is None or h is None:
+        return []
+    name = cell["name"].replace("_", " ").capitalize()
+    unguided = f", {c.knob_label} unguided" if c.knob else ""
+    return [
+        f"{name} ({cell['description']}), guidance {w:g}: the {base} model {verdict(f)}. "
+        f"The {c.name} model ({c.main_label} guidance {w:g}{unguided}) {verdict(h)}; "
+        f"KL difference {c.name} - {base} {h['kl'] - f['kl']:+.3f} nats."
+    ]
+
+
+def _knob_findings(ref: list[dict[str, Any]], c: Contender) -> list[str]:
+    """A contender guided through its other knob alone."""
+    if not c.knob:
+        return []
+    out = []
+    for g in sorted(ref, key=lambda g: g.get(c.knob) or 0):
+        if g["model"] == c.name and g["guidance_method"] == "cfg" and g["guidance"] == 0 and (g.get(c.knob) or 0) > 0:
+            out.append(
+                f"Guiding the {c.name} model's {c.knob_label} instead ({c.knob_label} guidance {g[c.knob]:g}, "
+                f"{c.main_label} 0): {verdict(g)}; the {c.knob_label}'s own samples have KL {_ci(g, 'prior_kl')}."
+            )
+    return out
+
+
+def _rule_findings(groups: list[dict[str, Any]], base: str, top: float, steps: int) -> list[str]:
+    parts = []
+    for method in ("cfg", "interval", "cads"):
+        g = find(groups, cell="reference", model=base, guidance_method=method, guidance=top, steps=steps)
+        if g is not None:
+            parts.append(f"{method} KL {_ci(g, 'kl')}, recall {_ci(g, 'recall')}")
+    return (
+        [f"The {base} model at guidance {top:g} by guidance rule: " + "; ".join(parts) + "."] if len(parts) > 1 else []
+    )
+
+
+def _steps_finding(groups: list[dict[str, Any]], s: int, w: float, base: str, c: Contender) -> list[str]:
+    f = find(groups, cell="reference", model=base, guidance_method="cfg", guidance=w, steps=s)
+    h = find(groups, cell="reference", model=c.name, guidance_method="cfg", guidance=w, steps=s, **c.unguided())
+    if not (f and h):
+        return []
+    return [
+        f"{s} sampling steps, guidance {w:g}: {base} KL {_ci(f, 'kl')}, off-category {f['off_category']:.3f}; "
+        f"{c.name} KL {_ci(h, 'kl')}, off-category {h['off_category']:.3f}."
+    ]
+
+
+def summarise(cfg: RunConfig, preset: Any, cells: list[Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     from taxodiff.data import get_source
 
     source = get_source(cfg.data.source)(cfg)
@@ -163,7 +122,7 @@ def summarise(
     groups = group_rows(rows, roles.keys())
     cell_info = [{"name": c.name, "description": c.description} for c in cells]
     return {
-        "preset": preset.name,
+        "short_report": False,
         "seeds": list(range(cfg.seed, cfg.seed + preset.seeds)),
         "interval": interval_note(preset.seeds),
         "config": config_mod.to_dict(cfg),
@@ -176,7 +135,6 @@ def summarise(
         "classifier_accuracy": rows[0].get("classifier_accuracy"),
         "groups": groups,
         "findings": findings(groups, cell_info, list(preset.scales), preset.cell_scale, cfg.sample.steps, roles),
-        "seconds": seconds,
     }
 
 
@@ -187,7 +145,7 @@ def _table(summary: dict[str, Any], groups: list[dict[str, Any]]) -> tuple[list[
         "model",
         "rule",
         "guidance",
-        f"{Roles.of(summary).knob_label} g.",
+        "other guidance",
         "steps",
         "coverage",
         "KL (nats)",
@@ -207,9 +165,9 @@ def _table(summary: dict[str, Any], groups: list[dict[str, Any]]) -> tuple[list[
             [
                 g["cell"].replace("_", " "),
                 g["model"],
-                g["method"],
+                g["guidance_method"],
                 f"{g['guidance']:g}",
-                "" if g.get(Roles.of(summary).knob or "") is None else f"{g[Roles.of(summary).knob]:g}",
+                _other_guidance(Roles.of(summary), g),
                 str(g["steps"]),
                 _ci(g, "coverage", ".2f"),
                 _ci(g, "kl", ".4f"),
@@ -227,6 +185,25 @@ def _table(summary: dict[str, Any], groups: list[dict[str, Any]]) -> tuple[list[
     return head, body
 
 
+def _other_guidance(roles: Roles, g: dict[str, Any]) -> str:
+    c = roles.contender(g["model"])
+    return f"{c.knob_label} {g[c.knob]:g}" if c and c.knob and g.get(c.knob) is not None else ""
+
+
+def _setup(summary: dict[str, Any]) -> str:
+    cfg = summary["config"]
+    models = "; ".join(f"{n}: {t}" for n, t in summary["families"]["summaries"].items())
+    return (
+        f"Preset `{summary['preset']}`, seeds {summary['seeds']}; intervals: {summary['interval']}. "
+        f"Hierarchy: " + "; ".join(summary["hierarchy_text"].splitlines()) + ". "
+        f"Reference training: {cfg['train']['steps']} steps of batch {cfg['train']['batch_size']} on "
+        f"{summary['data']}; every model gets the same image network, data and steps in every regime. Models: "
+        f"{models}. Sampling: {cfg['sample']['sampler']}, {cfg['sample']['steps']} steps, "
+        f"{cfg['sample']['n_per_category']} samples per category. Study time {summary['seconds']:.0f} s (every "
+        "call summed)."
+    )
+
+
 def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
     cfg = summary["config"]
     roles = Roles.of(summary)
@@ -235,27 +212,20 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
     main = [
         g
         for g in groups
-        if g["method"] == "cfg"
+        if g["guidance_method"] == "cfg"
         and g["steps"] == steps
         and g["guidance"] in (0.0, summary["cell_scale"])
-        and (g.get(roles.knob or "") or 0) == 0
+        and all((g.get(k) or 0) == 0 for k in roles.knobs())
     ]
     from taxodiff.studies import mode_collapse_guiders as guiders
 
     rules = guiders.blocks(summary)
-    ref = [g for g in groups if g["cell"] == "reference" and g not in main and (not rules or g["method"] == "cfg")]
+    ref = [
+        g for g in groups if g["cell"] == "reference" and g not in main and (not rules or g["guidance_method"] == "cfg")
+    ]
     b: list[tuple[str, Any]] = [
-        ("h1", f"taxodiff study: mode collapse, {roles.base} vs {roles.hier} conditional diffusion"),
-        (
-            "p",
-            f"Preset `{summary['preset']}`, seeds {summary['seeds']}; intervals: {summary['interval']}. "
-            f"Hierarchy: " + "; ".join(summary["hierarchy_text"].splitlines()) + ". "
-            f"Reference training: {cfg['train']['steps']} steps of batch {cfg['train']['batch_size']} on "
-            f"{summary['data']}; every model gets the same image network, data and steps in every regime. Models: "
-            + "; ".join(f"{n}: {t}" for n, t in summary["families"]["summaries"].items())
-            + f". Sampling: {cfg['sample']['sampler']}, {steps} steps, {cfg['sample']['n_per_category']} samples per "
-            f"category. Study time {summary['seconds']:.0f} s (resumed calls summed).",
-        ),
+        ("h1", f"taxodiff study: mode collapse, {roles.base} vs {', '.join(c.name for c in roles.contenders)}"),
+        ("p", _setup(summary)),
         ("h2", "Regimes at guidance 0 and " + f"{summary['cell_scale']:g}"),
         ("table", _table(summary, main)),
         ("img", ("figures/regimes.png", "KL by training regime")),
@@ -291,23 +261,22 @@ def blocks(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
 
 def _picks(roles: Roles, top: float, with_cads: bool) -> list[tuple[str, dict[str, Any]]]:
     """(label, find() arguments) of the sample grids shown: each model unguided and at the top scale."""
-    base = {"model": roles.base, "method": "cfg"}
-    hier = {"model": roles.hier, "method": "cfg"}
-    knob = roles.knob
+    base = {"model": roles.base, "guidance_method": "cfg"}
     out = [(f"{roles.base}, cfg guidance 0", {**base, "guidance": 0.0})]
     out.append((f"{roles.base}, cfg guidance {top:g}", {**base, "guidance": top}))
     if with_cads:
-        out.append((f"{roles.base}, cads guidance {top:g}", {**base, "method": "cads", "guidance": top}))
-    out.append((f"{roles.hier}, guidance 0", {**hier, "guidance": 0.0, **roles.unguided_knob()}))
-    if knob:
-        out.append((f"{roles.hier}, {roles.knob_label} guidance {top:g}", {**hier, "guidance": 0.0, knob: top}))
-    out.append(
-        (f"{roles.hier}, {roles.main_label} guidance {top:g}", {**hier, "guidance": top, **roles.unguided_knob()})
-    )
+        out.append((f"{roles.base}, cads guidance {top:g}", {**base, "guidance_method": "cads", "guidance": top}))
+    for c in roles.contenders:
+        mine = {"model": c.name, "guidance_method": "cfg"}
+        out.append((f"{c.name}, guidance 0", {**mine, "guidance": 0.0, **c.unguided()}))
+        if c.knob:
+            out.append((f"{c.name}, {c.knob_label} guidance {top:g}", {**mine, "guidance": 0.0, c.knob: top}))
+        out.append((f"{c.name}, {c.main_label} guidance {top:g}", {**mine, "guidance": top, **c.unguided()}))
     return out
 
 
-def write_report(out: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+def report(summary: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
+    """The figures (written under ``out/figures``) and the blocks of the report."""
     from taxodiff.report import figures
     from taxodiff.studies.mode_collapse_figures import guidance_curves, precision_recall, regimes_chart
 
@@ -331,4 +300,4 @@ def write_report(out: Path, summary: dict[str, Any], rows: list[dict[str, Any]])
     cats = {c: {"subtypes": v["subtypes"], "p_data": v["p_data"]} for c, v in first["categories"].items()}
     series = {k: {c: v["proportions"] for c, v in g["categories"].items()} for k, g in picks.items()}
     figures.proportions_chart(cats, series, out / "figures" / "proportions.png")
-    return write_pages(out, blocks(summary, out), "taxodiff mode-collapse study")
+    return blocks(summary, out)

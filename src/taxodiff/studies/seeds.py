@@ -1,10 +1,11 @@
-"""Aggregation over training seeds, shared by the studies and the demo.
+"""Aggregation over training seeds, shared by every study.
 
 Rows of one group differ only by training seed. A group's value is the mean over seeds. With one seed its
 interval is that seed's 95% bootstrap interval (over samples); with several, ``<m>_sd`` is the standard
 deviation over seeds, ``<m>_ci`` the [min, max] over seeds and ``<m>_boot`` the seeds' bootstrap intervals
 averaged bound by bound. Displayed numbers read "mean ± sd [bootstrap]" for several seeds and
-"value [bootstrap]" for one. Every verdict is chosen by comparing those numbers with stated thresholds.
+"value [bootstrap]" for one (:func:`mean_sd` for a plain list of per-seed values). Every verdict is chosen by
+comparing those numbers with stated thresholds.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def _group(g: dict[str, Any], rs: list[dict[str, Any]]) -> dict[str, Any]:
         if not vals:
             continue
         g[m] = float(np.mean(vals))
-        if len(rs) == 1:
-            g[f"{m}_ci"] = rs[0].get(f"{m}_ci")
+        if len(vals) == 1:  # one seed, or one seed that has the metric: its bootstrap interval
+            g[f"{m}_ci"] = next(r.get(f"{m}_ci") for r in rs if r.get(m) is not None)
         else:
             g[f"{m}_ci"] = [float(min(vals)), float(max(vals))]
             g[f"{m}_sd"] = float(np.std(vals, ddof=1))
@@ -101,6 +102,14 @@ def _group(g: dict[str, Any], rs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _lost(cat: dict[str, Any], proportions: list[float], coverage_rel: float) -> list[str]:
     return [s for s, q, p in zip(cat["subtypes"], proportions, cat["p_data"], strict=True) if q < coverage_rel * p]
+
+
+def mean_sd(values: list[float | None], fmt: str) -> str:
+    """ "mean ± sd" over seeds (sample sd; the mean alone for one value; "-" for none), missing values skipped."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return "-"
+    return fmt.format(np.mean(v)) + (f" ± {fmt.format(np.std(v, ddof=1))}" if len(v) > 1 else "")
 
 
 def find(groups: list[dict[str, Any]], **want: Any) -> dict[str, Any] | None:

@@ -133,10 +133,12 @@ class Trainer:
                 "stage": self.stages[self.stage_index].name,  # the stage whose networks these are
             }
             path = runs.save_checkpoint(
-                self.run_dir, self.step, {"model": self.raw.state_dict(), "ema": ema, "optim": opt_t},
+                self.run_dir,
+                self.step,
+                {"model": self.raw.state_dict(), "ema": ema, "optim": opt_t},
                 {**self.state, **extra},
                 keep=self.cfg.keep_checkpoints,
-            )  # fmt: skip
+            )
         self.acc.wait_for_everyone()
         return path
 

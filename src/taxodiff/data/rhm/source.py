@@ -6,6 +6,7 @@ seed changes neither (so runs of several seeds learn the same data). The class t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +47,27 @@ class RHMSource(DataSource):
     section: ClassVar[type] = RHMData
     eval_section: ClassVar[type] = ModeEval
     own_hierarchy: ClassVar[bool] = True
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Before data sources were sections of their own (taxodiff <= 0.1) the grammar was a top-level ``rhm:``
+        section beside ``data:``; it is now ``data: {source: rhm, v, n, m, s, L, seed_rules, n_train, n_test,
+        seed_sample}``, and the trainer's section then had a ``prior_lr`` (now a family's)."""
+        grammar = raw.pop(cls.name, None)
+        if grammar is None:
+            return raw
+        data = raw.get("data") or {}
+        if not isinstance(grammar, Mapping) or not isinstance(data, Mapping):
+            raise TaxodiffError(f"config sections {cls.name} and data must be mappings")
+        if data.get("source", cls.name) != cls.name:
+            raise TaxodiffError(
+                f"an {cls.name}: section is a grammar, but data.source = {data['source']!r}: remove one"
+            )
+        raw["data"] = {"source": cls.name, **grammar, **{k: v for k, v in data.items() if k != "source"}}
+        train = raw.get("train")
+        if isinstance(train, dict):
+            train.pop("prior_lr", None)
+        return raw
 
     def check(self) -> None:
         d = self.data

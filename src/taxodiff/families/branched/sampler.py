@@ -5,8 +5,9 @@
 - :func:`sample_cached`: one trajectory per root sample; at each branch point it is cached and every child
   branch continues from a copy, so all classes are drawn for the price of the tree's total branch length
   instead of C whole chains. A step belongs to the branch holding the time it starts from (t_start < t <=
-  t_end), as in :func:`sample_paths`; the noise of branch b's k-th trajectory comes from the stream
-  (seed, "cached", b's classes, k).
+  t_end), as in :func:`sample_paths`; the noise of the k-th trajectory's step from time t on head h comes from
+  the stream (seed, "cached", h, t, k). Adding a class splits a branch where it joins, both parts keeping
+  their head, so the old classes' steps keep their noise and their samples stay bit-identical.
 """
 
 from __future__ import annotations
@@ -52,13 +53,14 @@ def sample_cached(
     seg = seg or tree.root
     times = tree.grid_steps(grid, seg)
     times.append(max(t for t in grid if t <= seg.t_start))
-    noise = Noise.per_sample(seed, [("cached", "+".join(seg.classes), k) for k in ks])
     head = torch.full((len(ks),), seg.head, device=x.device)
 
     def denoiser(y: Tensor, tn: Tensor) -> Tensor:
         return net(y, tn, head)
 
-    x = process.sample(denoiser, x, noise, t_from=times[0], t_to=times[-1], grid=times)
+    for t, s in zip(times, times[1:], strict=False):  # every step from a stream of its own (head, time, sample)
+        noise = Noise.per_sample(seed, [("cached", seg.head, t, k) for k in ks])
+        x = process.sample(denoiser, x, noise, t_from=t, t_to=s, grid=[t, s])
     children = [c for c in tree.children(seg) if wanted is None or wanted & set(c.classes)]
     if not tree.children(seg):
         for name in seg.classes:

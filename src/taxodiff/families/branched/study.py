@@ -17,24 +17,36 @@ label-conditioned baseline of equal size, cached all-class sampling, continual l
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from taxodiff import config, runs
 from taxodiff.config import RunConfig
 from taxodiff.errors import TaxodiffError
-from taxodiff.studies import Study
-from taxodiff.studies.grid import Job, run_jobs
+from taxodiff.families.branched.family import Branched
+from taxodiff.families.labelled.family import Labelled
+from taxodiff.studies import Preset, Study
+from taxodiff.studies.runner import Context, Job, Measure, config_digest, run_dir
 
-PRESETS = {
-    "default": "3 seeds at the config's budget, 64 samples per class (digits: about 40 min on 2 CPU cores)",
-    "quick": "1 seed, 32 samples per class, no transmutation sweep beyond 8 images per pair",
-}
-SEEDS = {"default": 3, "quick": 1}
-PER_CLASS = {"default": 64, "quick": 32}
 REQUESTS = ({"request": "categories"}, {"request": "classes"})
 TRANSMUTE_SCALES = (1.0, 0.5, 0.25)  # images noised to the branch time, and to a half and a quarter of it
+
+
+@dataclass(frozen=True)
+class BranchedPreset(Preset):
+    per_class: int = 64  # samples per class of the class requests
+    transmute_n: int = 16  # images per ordered pair of classes
+
+
+PRESETS = {
+    "default": BranchedPreset(
+        "default",
+        "3 seeds at the config's budget, 64 samples per class (about 40 min on 2 CPU cores for sklearn's 8x8 images)",
+        3,
+    ),
+    "quick": BranchedPreset("quick", "1 seed, 32 samples per class, 8 images per transmuted pair", 1, {}, 32, 8),
+}
 
 
 def _cfg(cfg: RunConfig, model: str, seed: int, extra: dict[str, Any] | None = None) -> RunConfig:
@@ -42,49 +54,42 @@ def _cfg(cfg: RunConfig, model: str, seed: int, extra: dict[str, Any] | None = N
     return config.with_overrides(cfg, {"model": model, "seed": seed, **(extra or {})})
 
 
-def record(job: Job, setting: dict[str, Any], train: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    o, f = ev["images"]["overall"], ev.get("features", {})
-    fo, px = f.get("overall", {}), f.get("pixels", {})
-    per = f.get("classes", {})
-    return {
-        "request": setting["request"],
-        "parameters": train["parameters"],
-        "train_seconds": train["seconds"],
-        "kl": o["kl"],
-        "coverage": o["coverage"],
-        "off_category": o["off_category"],
-        "class_accuracy": ev["classes"]["accuracy"],
-        "precision": fo.get("precision"),
-        "recall": fo.get("recall"),
-        "frechet": fo.get("frechet"),
-        "class_frechet": per.get("frechet_mean"),
-        "per_class": per.get("per_class"),
-        "pixel_swd": px.get("swd"),
-        "pixel_swd_data": px.get("swd_data"),
-    }
+def _matched(trained: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The labelled baseline's widths matched to the branched run's parameter count."""
+    return {"net.match_parameters": trained[Branched.name]["parameters"]}
 
 
-def compare(cfg: RunConfig, out: Path, seeds: int, per_class: int, progress: bool) -> list[dict[str, Any]]:
-    """Branched and its equal-size labelled baseline over seeds (part 1)."""
-    rows = []
-    sampling = {"sample.n_per_class": per_class}
-    for k in range(seeds):
-        s = cfg.seed + k
-        bcfg = _cfg(cfg, "branched", s, sampling)
-        [br, *_] = run_jobs([Job({"seed": s, "model": "branched"}, bcfg, out / f"branched-seed{s}", REQUESTS)],
-                            out / "jobs-branched", record, progress)  # fmt: skip
-        lcfg = _cfg(cfg, "labelled", s, sampling | {"net.match_parameters": br["parameters"]})
-        job = Job({"seed": s, "model": "labelled"}, lcfg, out / f"labelled-seed{s}", REQUESTS)
-        rows += runs.read_jsonl(out / "jobs-branched" / "results.jsonl")[-2:]
-        rows += run_jobs([job], out / "jobs-labelled", record, progress)
-    return rows
+def jobs(cfg: RunConfig, preset: BranchedPreset, ctx: Context) -> list[Job | Measure]:
+    """Over seeds: a branched run and its equal-size labelled baseline (part 1); on the first seed: cached
+    sampling's speed, continual learning and transmutation (parts 2-4)."""
+    out: list[Job | Measure] = []
+    sampling = {"sample.n_per_class": preset.per_class}
+    for seed in range(cfg.seed, cfg.seed + preset.seeds):
+        out.append(Job("reference", seed, _cfg(cfg, Branched.name, seed, sampling), REQUESTS))
+        labelled = _cfg(cfg, Labelled.name, seed, sampling)
+        out.append(Job("reference", seed, labelled, REQUESTS, needs=(Branched.name,), configure=_matched))
+    first = run_dir(ctx.out, "reference", cfg.seed, Branched.name)
+    digest = f"{config_digest(_cfg(cfg, Branched.name, cfg.seed, sampling))}-{preset.per_class}-{preset.transmute_n}"
+
+    def continual_part() -> dict[str, Any]:
+        try:
+            return continual(cfg, ctx.out / "continual" / f"seed{cfg.seed}", preset.per_class, ctx.progress)
+        except TaxodiffError as e:  # a class tree written as mappings: no class to leave out and add back
+            return {"skipped": str(e)}
+
+    return out + [
+        Measure({"part": "speed"}, lambda: {"speed": speed(first, preset.per_class, ctx.progress)}, digest),
+        Measure({"part": "continual"}, lambda: {"continual": continual_part()}, digest),
+        Measure({"part": "transmute"}, lambda: {"transmute": transmutations(first, preset, ctx)}, digest),
+    ]
 
 
-def speed(run_dir: Path, per_class: int, progress: bool) -> dict[str, Any]:
-    """Per-class against cached all-class sampling of one branched run, same grid (part 2)."""
+def speed(where: Path, per_class: int, progress: bool) -> dict[str, Any]:
+    """Per-class against cached all-class sampling of one branched run, same grid (part 2): network
+    evaluations (counted by a forward hook on the network) and seconds."""
     from taxodiff import api
 
-    run = api.load(run_dir)
+    run = api.load(where)
     fam, module = run.family, run.module
     names, tree = fam.hierarchy.leaf_names, module.tree
     sc = replace(run.cfg.sample, n_per_class=per_class)
@@ -92,18 +97,12 @@ def speed(run_dir: Path, per_class: int, progress: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"n_classes": len(names), "per_class": per_class, "steps": sc.steps}
     fam.generate(module, replace(sc, request="classes-cached", n_per_class=2), 0, False)  # warm-up, not timed
     for request in ("classes", "classes-cached"):
-        calls = [0]
-        forward = module.net.forward
-
-        def counted(x: Any, t: Any, head: Any, forward: Any = forward, calls: list[int] = calls) -> Any:
-            calls[0] += len(x)
-            return forward(x, t, head)
-
-        module.net.forward = counted
+        rows: list[int] = []  # the batch size of every network call
+        hook = module.net.register_forward_hook(lambda net, args, output, rows=rows: rows.append(len(args[0])))
         t0 = time.perf_counter()
         fam.generate(module, replace(sc, request=request), 0, progress)
-        out[request] = {"seconds": time.perf_counter() - t0, "evaluations": calls[0]}
-        module.net.forward = forward
+        out[request] = {"seconds": time.perf_counter() - t0, "evaluations": sum(rows)}
+        hook.remove()
     out["evaluation_ratio"] = out["classes"]["evaluations"] / out["classes-cached"]["evaluations"]
     out["time_ratio"] = out["classes"]["seconds"] / out["classes-cached"]["seconds"]
     out["theory"] = len(names) / tree.total_length()
@@ -123,41 +122,49 @@ def held_out_class(cfg: RunConfig) -> tuple[str, str]:
 
 
 def continual(cfg: RunConfig, out: Path, per_class: int, progress: bool) -> dict[str, Any]:
-    """Continual learning on the first seed (part 3)."""
+    """Continual learning on the first seed (part 3): both families trained without one class, then extended by
+    it; every run's class samples scored by the full tree's classifier."""
     from taxodiff import api
 
     label, under = held_out_class(cfg)
-    spec = config.to_dict(cfg)["hierarchy"]
-    without = {k: [c for c in v if c != label] if isinstance(v, list) else v for k, v in spec.items()}
-    steps = max(1, cfg.train.steps // 2)
-    sampling = {"sample.n_per_class": per_class, "sample.request": "classes"}
-    runs_dirs = {"branched before": out / "continual" / "branched-before"}
-    api.train(_cfg(cfg, "branched", cfg.seed, sampling | {"hierarchy": without}), runs_dirs["branched before"],
-              progress=progress)  # fmt: skip
-    params = runs.read_json(runs_dirs["branched before"] / "train.json")["parameters"]
-    lcfg = _cfg(cfg, "labelled", cfg.seed, sampling | {"net.match_parameters": params, "hierarchy": without})
-    runs_dirs["labelled before"] = out / "continual" / "labelled-before"
-    api.train(lcfg, runs_dirs["labelled before"], progress=progress)
-    children = {
-        "branched after": ("branched before", {}),
-        "labelled, new class only": ("labelled before", {"train.continual_data": "new"}),
-        "labelled, all classes": ("labelled before", {"train.continual_data": "all"}),
-    }
-    for name, (parent, extra) in children.items():
-        child = api.add_class_config(runs_dirs[parent], label, under, {"train.steps": steps, **extra})
-        runs_dirs[name] = out / "continual" / name.replace(",", "").replace(" ", "-")
-        api.train(child, runs_dirs[name], progress=progress)
-    result: dict[str, Any] = {"class": label, "under": under, "steps": steps, "runs": {}}
-    judge = api.load(runs_dirs["branched after"]).family  # every run scored on the full tree, one classifier
-    for name, run_dir in runs_dirs.items():
-        _, samples = api.sample(run_dir, {"request": "classes", "n_per_class": per_class}, progress=progress)
-        ev = score_on(judge, samples, api.load(run_dir).family.hierarchy.leaf_names, progress)
+    where = continual_runs(cfg, out, label, under, progress)
+    result: dict[str, Any] = {"class": label, "under": under, "steps": max(1, cfg.train.steps // 2), "runs": {}}
+    judge = api.load(where[f"{Branched.name} after"]).family  # every run scored on the full tree, one classifier
+    for name, path in where.items():
+        _, samples = api.sample(path, {"request": "classes", "n_per_class": per_class}, progress=progress)
+        ev = score_on(judge, samples, api.load(path).family.hierarchy.leaf_names, progress)
         result["runs"][name] = {
             "accuracy": ev["classes"]["accuracy"],
             "per_class": ev.get("features", {}).get("classes", {}).get("per_class"),
         }
-    result["bit_identical"] = _identical(runs_dirs["branched before"], runs_dirs["branched after"])
+    result["bit_identical"] = _identical(where[f"{Branched.name} before"], where[f"{Branched.name} after"])
     return result
+
+
+def continual_runs(cfg: RunConfig, out: Path, label: str, under: str, progress: bool) -> dict[str, Path]:
+    """The five runs of the continual part (trained, or resumed), by name."""
+    from taxodiff import api
+
+    spec = config.to_dict(cfg)["hierarchy"]
+    without = {k: [c for c in v if c != label] if isinstance(v, list) else v for k, v in spec.items()}
+    sampling = {"sample.request": "classes", "hierarchy": without}
+    b, lab = Branched.name, Labelled.name
+    where = {f"{b} before": out / f"{b}-before", f"{lab} before": out / f"{lab}-before"}
+    api.train(_cfg(cfg, b, cfg.seed, sampling), where[f"{b} before"], progress=progress)
+    params = runs.read_json(where[f"{b} before"] / "train.json")["parameters"]
+    lcfg = _cfg(cfg, lab, cfg.seed, sampling | {"net.match_parameters": params})
+    api.train(lcfg, where[f"{lab} before"], progress=progress)
+    children = {
+        f"{b} after": (f"{b} before", {}),
+        f"{lab}, new class only": (f"{lab} before", {"train.continual_data": "new"}),
+        f"{lab}, all classes": (f"{lab} before", {"train.continual_data": "all"}),
+    }
+    steps = max(1, cfg.train.steps // 2)
+    for name, (parent, extra) in children.items():
+        child = api.add_class_config(where[parent], label, under, {"train.steps": steps, **extra})
+        where[name] = out / name.replace(",", "").replace(" ", "-")
+        api.train(child, where[name], progress=progress)
+    return where
 
 
 def score_on(family: Any, samples: dict[str, Any], names: list[str], progress: bool) -> dict[str, Any]:
@@ -178,10 +185,10 @@ def _identical(before: Path, after: Path) -> bool:
     """Whether every old class's samples are the same bytes in both runs (request classes, same seed)."""
     import torch
 
-    a = runs.load_samples(next((before / "samples").glob("*classes*.safetensors")))
-    b = runs.load_samples(next((after / "samples").glob("*classes*.safetensors")))
     from taxodiff import api
 
+    a = runs.load_samples(next((before / "samples").glob("*classes*.safetensors")))
+    b = runs.load_samples(next((after / "samples").glob("*classes*.safetensors")))
     old, new = api.load(before).family.hierarchy.leaf_names, api.load(after).family.hierarchy.leaf_names
     return all(
         torch.equal(a["images"][a["leaf"] == i], b["images"][b["leaf"] == new.index(name)])
@@ -189,37 +196,38 @@ def _identical(before: Path, after: Path) -> bool:
     )
 
 
-def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, seeds: int | None = None) -> dict[str, Any]:
+def transmutations(first: Path, preset: BranchedPreset, ctx: Context) -> list[dict[str, Any]]:
+    """Transmutation of the first seed's branched run at every scale (part 4); transmute.json and its figure."""
     from taxodiff import api
     from taxodiff.families.branched import transmute
-    from taxodiff.families.branched.study_report import write_report
 
-    out = Path(out)
-    per_class = PER_CLASS[preset]
-    t0 = time.perf_counter()
-    rows = compare(cfg, out, seeds or SEEDS[preset], per_class, progress)
-    first = out / f"branched-seed{cfg.seed}"
-    summary: dict[str, Any] = {"rows": rows, "speed": speed(first, per_class, progress)}
-    try:
-        summary["continual"] = continual(cfg, out, per_class, progress)
-    except TaxodiffError as e:  # a class tree written as mappings: no class to leave out and add back
-        summary["continual"] = {"skipped": str(e)}
-    loaded, n = api.load(first), 16 if preset == "default" else 8
-    tms = [transmute.transmute(loaded, n=n, scale=scale, progress=progress) for scale in TRANSMUTE_SCALES]
-    transmute.write(tms, out)
-    summary["transmute"] = [{"scale": tm["scale"], "pairs": tm["pairs"]} for tm in tms]
-    summary["seconds"] = time.perf_counter() - t0
-    runs.write_json(out / "summary.json", summary)
-    write_report(out, summary, first)
-    return summary
+    loaded = api.load(first)
+    tms = [transmute.transmute(loaded, n=preset.transmute_n, scale=s, progress=ctx.progress) for s in TRANSMUTE_SCALES]
+    transmute.write(tms, ctx.out)
+    return [{"scale": tm["scale"], "pairs": tm["pairs"]} for tm in tms]
+
+
+def summarise(cfg: RunConfig, preset: BranchedPreset, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    parts = {k: r[k] for r in rows for k in ("speed", "continual", "transmute") if k in r}
+    return {"rows": [r for r in rows if "part" not in r], **parts}
+
+
+def report(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[Any]:
+    from taxodiff.families.branched.study_report import blocks
+
+    return blocks(summary, out)
 
 
 STUDY = Study(
     name="branched",
-    help="branched diffusion vs its equal-size labelled baseline; cached sampling, continual learning, transmutation",
+    help="branched diffusion vs its equal-size label-conditioned baseline; cached sampling, continual learning, "
+    "transmutation",
+    title="taxodiff branched study",
+    kinds=("images",),
     presets=PRESETS,
     default_out="runs/study-branched",
-    run=_run,
-    options=("seeds",),
-    defaults={"model": "branched"},
+    jobs=jobs,
+    summarise=summarise,
+    report=report,
+    defaults={"model": Branched.name},
 )

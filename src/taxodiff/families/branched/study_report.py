@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from taxodiff.report.pages import mean_sd as _stat
-from taxodiff.report.pages import write_pages
+from taxodiff.families.branched.family import Branched
+from taxodiff.families.labelled.family import Labelled
+from taxodiff.studies.seeds import mean_sd as _stat
+
+B, L = Branched.name, Labelled.name  # the family and its baseline
 
 METRICS = (
     ("kl", "KL", "{:.4f}"),
@@ -25,7 +28,7 @@ METRICS = (
 def comparison_table(rows: list[dict[str, Any]], request: str, metrics: tuple) -> tuple[list[str], list[list[str]]]:
     head = ["model", "parameters", "train s", *[m[1] for m in metrics]]
     body = []
-    for model in ("branched", "labelled"):
+    for model in (B, L):
         mine = [r for r in rows if r["model"] == model and r["request"] == request]
         if mine:
             params = f"{int(np.mean([r['parameters'] for r in mine])):,}"
@@ -36,26 +39,26 @@ def comparison_table(rows: list[dict[str, Any]], request: str, metrics: tuple) -
 
 def per_class_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Per-class Fréchet distance (mean over seeds) of both families under the request of every class."""
-    mine = {m: [r for r in rows if r["model"] == m and r["request"] == "classes"] for m in ("branched", "labelled")}
-    names = list((mine["branched"] or mine["labelled"])[0]["per_class"])
+    mine = {m: [r for r in rows if r["model"] == m and r["request"] == "classes"] for m in (B, L)}
+    names = list((mine[B] or mine[L])[0]["per_class"])
     body = []
     for name in names:
         cells = [name]
-        for m in ("branched", "labelled"):
+        for m in (B, L):
             cells.append(_stat([r["per_class"][name]["frechet"] for r in mine[m]], "{:.2f}"))
             cells.append(_stat([r["per_class"][name]["accuracy"] for r in mine[m]], "{:.2f}"))
         body.append(cells)
     wins = sum(
-        np.mean([r["per_class"][n]["frechet"] for r in mine["branched"]])
-        < np.mean([r["per_class"][n]["frechet"] for r in mine["labelled"]])
+        np.mean([r["per_class"][n]["frechet"] for r in mine[B]])
+        < np.mean([r["per_class"][n]["frechet"] for r in mine[L]])
         for n in names
     )
-    head = ["class", "branched FD", "branched acc.", "labelled FD", "labelled acc."]
-    return head, body + [[f"branched lower FD on {wins} of {len(names)} classes", "", "", "", ""]]
+    head = ["class", f"{B} FD", f"{B} acc.", f"{L} FD", f"{L} acc."]
+    return head, body + [[f"{B} lower FD on {wins} of {len(names)} classes", "", "", "", ""]]
 
 
 def continual_table(c: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    names = list(c["runs"]["branched after"]["per_class"])
+    names = list(c["runs"][f"{B} after"]["per_class"])
     head = ["class", *[f"{k} FD / acc." for k in c["runs"]]]
     body = []
     for name in names:
@@ -79,8 +82,14 @@ def tree_figure(tree: dict[str, Any], path: Path) -> Path:
     for y, name in enumerate(names):
         for b in branches:
             if name in b["classes"]:
-                ax.barh(y, (b["t_end"] - b["t_start"]) / T, left=b["t_start"] / T, color=cmap(b["head"] % 20),
-                        edgecolor="white", height=0.8)  # fmt: skip
+                ax.barh(
+                    y,
+                    (b["t_end"] - b["t_start"]) / T,
+                    left=b["t_start"] / T,
+                    color=cmap(b["head"] % 20),
+                    edgecolor="white",
+                    height=0.8,
+                )
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xlabel("process time t / T (a colour = one branch, shared by the classes it spans)")
@@ -88,12 +97,16 @@ def tree_figure(tree: dict[str, Any], path: Path) -> Path:
     return save(fig, path)
 
 
-def write_report(out: Path, s: dict[str, Any], first: Path) -> tuple[Path, Path]:
+def blocks(s: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
+    """The report's blocks (the tree's figure drawn here)."""
+    import os
+
     rows, sp, c = s["rows"], s["speed"], s["continual"]
     seeds = sorted({r["seed"] for r in rows})
     tree_figure(sp["tree"], out / "figures" / "tree.png")
+    grid = next(f"{r['run_dir']}/figures/samples_{r['tag']}.png" for r in rows if r["model"] == B)
     bl: list[tuple[str, Any]] = [
-        ("h1", "Branched diffusion against its equal-size labelled baseline"),
+        ("h1", f"Branched diffusion against its equal-size baseline ({L})"),
         ("p", f"Seeds {', '.join(map(str, seeds))}; mean ± sd over seeds. Study time {s['seconds'] / 60:.1f} min."),
         ("h2", "The tree (first seed)"),
         ("img", ("figures/tree.png", "branched tree")),
@@ -102,22 +115,30 @@ def write_report(out: Path, s: dict[str, Any], first: Path) -> tuple[Path, Path]
         ("h2", "Every class asked: per-class Fréchet distance (classifier features) and accuracy"),
         ("table", comparison_table(rows, "classes", (("class_frechet", "mean class FD", "{:.2f}"),) + METRICS[3:])),
         ("table", per_class_table(rows)),
-        ("img", (str(Path(first.name) / "figures" / "samples_ddpm25_g0.png"), "branched samples")),
+        ("img", (os.path.relpath(grid, out), f"{B} samples")),
         ("h2", "All classes at once: cached branch points against per-class sampling (same model, same grid)"),
-        ("table", (
-            ["", "network evaluations", "seconds"],
-            [["per class", f"{sp['classes']['evaluations']:,}", f"{sp['classes']['seconds']:.1f}"],
-             ["cached", f"{sp['classes-cached']['evaluations']:,}", f"{sp['classes-cached']['seconds']:.1f}"],
-             ["ratio", f"{sp['evaluation_ratio']:.2f}x", f"{sp['time_ratio']:.2f}x"]],
-        )),  # fmt: skip
-        ("p", f"Theory C / (sum of branch lengths) = {sp['theory']:.2f}x; on the sampling grid "
-              f"({sp['steps']} steps) {sp['grid_theory']:.2f}x. {sp['n_classes']} classes, {sp['per_class']} each."),
+        (
+            "table",
+            (
+                ["", "network evaluations", "seconds"],
+                [
+                    ["per class", f"{sp['classes']['evaluations']:,}", f"{sp['classes']['seconds']:.1f}"],
+                    ["cached", f"{sp['classes-cached']['evaluations']:,}", f"{sp['classes-cached']['seconds']:.1f}"],
+                    ["ratio", f"{sp['evaluation_ratio']:.2f}x", f"{sp['time_ratio']:.2f}x"],
+                ],
+            ),
+        ),
+        (
+            "p",
+            f"Theory C / (sum of branch lengths) = {sp['theory']:.2f}x; on the sampling grid "
+            f"({sp['steps']} steps) {sp['grid_theory']:.2f}x. {sp['n_classes']} classes, {sp['per_class']} each.",
+        ),
         *_continual_blocks(c),
         ("h2", "Transmutation: noised to the pair's branch time, denoised down the target's branch"),
         *[("p", f"Scale {tm['scale']:g}: " + _transmute_line(tm["pairs"])) for tm in s["transmute"]],
         ("img", ("figures/transmute.png", "transmutation")),
-    ]  # fmt: skip
-    return write_pages(out, bl, "taxodiff branched study")
+    ]
+    return bl
 
 
 def _continual_blocks(c: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -125,11 +146,14 @@ def _continual_blocks(c: dict[str, Any]) -> list[tuple[str, Any]]:
         return [("h2", "Continual learning"), ("p", f"Not run: {c['skipped']}.")]
     return [
         ("h2", f"Continual learning: class {c['class']!r} added to {c['under']!r} ({c['steps']} steps)"),
-        ("p", "Every run's samples (n per class, one seed) scored by the classifier of the full class tree. Old "
-              f"classes' samples of the branched run bit-identical before and after: "
-              f"{'yes' if c['bit_identical'] else 'NO'}."),
+        (
+            "p",
+            "Every run's samples (n per class, one seed) scored by the classifier of the full class tree. Old "
+            f"classes' samples of the branched run bit-identical before and after: "
+            f"{'yes' if c['bit_identical'] else 'NO'}.",
+        ),
         ("table", continual_table(c)),
-    ]  # fmt: skip
+    ]
 
 
 def _transmute_line(pairs: list[dict[str, Any]]) -> str:

@@ -29,14 +29,43 @@ def transmute(
     Returns {"pairs": [...rows], "examples": {pair: (sources, outputs)}}."""
     from taxodiff.evaluate.classifier import domain_classifier, predict
     from taxodiff.evaluate.images import to_uint8, to_unit
-    from taxodiff.families.branched.family import Branched
-    from taxodiff.noise import Noise
 
     fam, module = run.family, run.module
     seed = run.cfg.seed if seed is None else seed
-    if not isinstance(fam, Branched):
-        raise TaxodiffError(f"transmutation follows a branched tree: this run's model is {fam.name!r}")
-    names = fam.hierarchy.leaf_names
+    pairs = _pairs(run, pairs)
+    names, train = fam.hierarchy.leaf_names, fam.source.train_set()
+    classifier, _ = domain_classifier(fam.source, module.device, progress)
+    rows, examples = [], {}
+    for a, b in pairs:
+        t = min(max(round(module.tree.meet(a, b) * scale), 1), fam.process.T)
+        mine = torch.nonzero(train.z1 == names.index(a)).flatten()
+        pick = mine[torch.randperm(len(mine), generator=seeds.generator(seed, "transmute", a))[:n]]
+        x0 = train.images[pick].to(module.device)
+        images = to_uint8(_down(run, x0, b, t, seed, a).clamp(-1, 1)).cpu()
+        pred = predict(classifier, to_unit(images))
+        share = {c: float((pred == names.index(c)).float().mean()) for c in (a, b)}
+        rows.append(
+            {
+                "from": a,
+                "to": b,
+                "t": t / fam.process.T,
+                "n": len(pick),
+                "share_target": share[b],
+                "share_source": share[a],
+            }
+        )
+        examples[(a, b)] = (to_uint8(x0.cpu()), images)
+    return {"scale": scale, "pairs": rows, "examples": examples}
+
+
+def _pairs(run: Any, pairs: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """The ordered pairs asked (default: all), refused in one line unless the run is branched and each pair is
+    two different classes of its tree."""
+    from taxodiff.families.branched.module import BranchedModule
+
+    if not isinstance(run.module, BranchedModule):
+        raise TaxodiffError(f"transmutation follows a branched tree: this run's model is {run.family.name!r}")
+    names = run.family.hierarchy.leaf_names
     pairs = pairs or list(permutations(names, 2))
     for a, b in pairs:
         for c in (a, b):
@@ -44,34 +73,26 @@ def transmute(
                 raise TaxodiffError(f"class {c!r} is not in this run's tree: allowed are {', '.join(names)}")
         if a == b:
             raise TaxodiffError(f"transmuting {a!r} into itself: allowed are two different classes")
-    train = fam.source.train_set()
-    classifier, _ = domain_classifier(fam.source, module.device, progress)
-    grid = fam.grid(run.cfg.sample)
-    process, rows, examples = fam.process, [], {}
-    for a, b in pairs:
-        t = min(max(round(module.tree.meet(a, b) * scale), 1), process.T)
-        mine = torch.nonzero(train.z1 == names.index(a)).flatten()
-        pick = mine[torch.randperm(len(mine), generator=seeds.generator(seed, "transmute", a))[:n]]
-        x0 = train.images[pick].to(module.device)
-        noise = Noise.per_sample(seed, [("transmute", a, b, k) for k in range(len(pick))])
-        heads = module.table[torch.full((len(pick),), names.index(b), device=module.device)]
-        times = [t, *[g for g in grid if g < t]]
+    return pairs
 
-        def denoiser(y: torch.Tensor, tn: torch.Tensor, heads: torch.Tensor = heads) -> torch.Tensor:
-            return module.net(y, tn, heads.gather(1, process.process_time(tn)[:, None]).squeeze(1))
 
-        with torch.no_grad():
-            xt = process.add_noise(x0, torch.full((len(pick),), t, device=module.device), noise)
-            out = process.sample(denoiser, xt, noise, t_from=t, t_to=0, grid=times)
-        images = to_uint8(out.clamp(-1, 1)).cpu()
-        pred = predict(classifier, to_unit(images))
-        rows.append({
-            "from": a, "to": b, "t": t / process.T, "n": len(pick),
-            "share_target": float((pred == names.index(b)).float().mean()),
-            "share_source": float((pred == names.index(a)).float().mean()),
-        })  # fmt: skip
-        examples[(a, b)] = (to_uint8(x0.cpu()), images)
-    return {"scale": scale, "pairs": rows, "examples": examples}
+def _down(run: Any, x0: torch.Tensor, target: str, t: int, seed: int, source: str) -> torch.Tensor:
+    """Images ``x0`` of class ``source`` noised to process time t, then denoised down ``target``'s branches on the
+    run's sampling grid."""
+    from taxodiff.noise import Noise
+
+    fam, module = run.family, run.module
+    process = fam.process
+    noise = Noise.per_sample(seed, [("transmute", source, target, k) for k in range(len(x0))])
+    heads = module.table[torch.full((len(x0),), fam.hierarchy.leaf_names.index(target), device=module.device)]
+    times = [t, *[g for g in fam.grid(run.cfg.sample) if g < t]]
+
+    def denoiser(y: torch.Tensor, tn: torch.Tensor) -> torch.Tensor:
+        return module.net(y, tn, heads.gather(1, process.process_time(tn)[:, None]).squeeze(1))
+
+    with torch.no_grad():
+        xt = process.add_noise(x0, torch.full((len(x0),), t, device=module.device), noise)
+        return process.sample(denoiser, xt, noise, t_from=t, t_to=0, grid=times)
 
 
 def write(results: list[dict[str, Any]], out: Path, shown: int = 6) -> Path:
@@ -90,10 +111,23 @@ def write(results: list[dict[str, Any]], out: Path, shown: int = 6) -> Path:
     ax = fig.add_subplot(grid[0])
     for r, marker in zip(results, "ovsd^", strict=False):
         t = [p["t"] for p in r["pairs"]]
-        ax.scatter(t, [p["share_target"] for p in r["pairs"]], s=16, marker=marker, color="C0",
-                   label=f"the target B (scale {r['scale']:g})")  # fmt: skip
-        ax.scatter(t, [p["share_source"] for p in r["pairs"]], s=16, marker=marker, color="C1", facecolors="none",
-                   label=f"still the source A (scale {r['scale']:g})")  # fmt: skip
+        ax.scatter(
+            t,
+            [p["share_target"] for p in r["pairs"]],
+            s=16,
+            marker=marker,
+            color="C0",
+            label=f"the target B (scale {r['scale']:g})",
+        )
+        ax.scatter(
+            t,
+            [p["share_source"] for p in r["pairs"]],
+            s=16,
+            marker=marker,
+            color="C1",
+            facecolors="none",
+            label=f"still the source A (scale {r['scale']:g})",
+        )
     ax.set_xlabel("time the images were noised to (the pair's branch time x scale), t / T")
     ax.set_ylabel("share of outputs")
     ax.set_ylim(-0.03, 1.03)

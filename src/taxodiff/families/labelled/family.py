@@ -43,7 +43,9 @@ class LabelledTrain(TrainConfig):
 
 class Labelled(ConditionalImages):
     name: ClassVar[str] = "labelled"
-    summary: ClassVar[str] = "one image denoiser conditioned on the class: the branched family's baseline"
+    summary: ClassVar[str] = (
+        "one image denoiser conditioned on the class: the equal-size baseline of class-tree families"
+    )
     sections: ClassVar[dict[str, type]] = {
         "net": LabelledNet,
         "diffusion": images.GaussianDiffusion,

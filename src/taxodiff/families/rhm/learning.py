@@ -5,45 +5,47 @@ For every architecture and P, one run trains at a constant learning rate and is 
 preset's step marks (training resumes between marks, so the marks lie on one trajectory). Every
 evaluation is a row of ``<out>/results.jsonl`` naming its run directory. Exact sampling by belief
 propagation is the reference: it is always valid and copies a training sequence with probability
-P / (number of valid sequences). The report is written from the rows.
+P / (number of valid sequences). The report is written from the rows; every run lives in
+``<out>/<arch>/P<size>/seed<k>/rhm``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taxodiff import config, runs
+from taxodiff import config
 from taxodiff.config import RunConfig, to_dict
-from taxodiff.studies.grid import Job, run_jobs
+from taxodiff.data.rhm.source import RHMSource
+from taxodiff.studies import Preset, Study
+from taxodiff.studies.runner import Context, Job
 
 
 @dataclass(frozen=True)
-class LearningPreset:
-    name: str
-    sizes: tuple[int, ...]  # training-set sizes P
-    marks: tuple[int, ...]  # training steps at which each run is sampled and scored
-    archs: tuple[str, ...]  # "tree_unet", "transformer"
-    n_samples: int
+class LearningPreset(Preset):
+    sizes: tuple[int, ...] = (256, 1024, 4096)  # training-set sizes P
+    marks: tuple[int, ...] = (500, 1500, 4000)  # training steps at which each run is sampled and scored
+    archs: tuple[str, ...] = ("tree_unet",)  # "tree_unet", "transformer"
+    n_samples: int = 512
 
 
 PRESETS = {
-    "quick": LearningPreset("quick", (256, 1024, 4096), (500, 1500, 4000), ("tree_unet",), 512),
+    "quick": LearningPreset("quick", "minutes on 2 CPU cores"),
     "full": LearningPreset(
         "full",
-        (128, 256, 512, 1024, 2048, 4096, 8192),
-        (500, 1000, 2000, 4000, 8000, 16000, 32000),
-        ("tree_unet", "transformer"),
-        2048,
+        "hours",
+        sizes=(128, 256, 512, 1024, 2048, 4096, 8192),
+        marks=(500, 1000, 2000, 4000, 8000, 16000, 32000),
+        archs=("tree_unet", "transformer"),
+        n_samples=2048,
     ),
 }
 
 
-def jobs(cfg: RunConfig, preset: LearningPreset, out: Path) -> list[Job]:
+def jobs(cfg: RunConfig, preset: LearningPreset, ctx: Context | None = None) -> list[Job]:
     """One training trajectory per (architecture, P), evaluated at every step mark (training resumes)."""
-    out_jobs = []
+    out = []
     for arch in preset.archs:
         for size in preset.sizes:
             for mark in preset.marks:
@@ -53,38 +55,16 @@ def jobs(cfg: RunConfig, preset: LearningPreset, out: Path) -> list[Job]:
                     "train.steps": mark,
                     "sample.n_samples": preset.n_samples,
                 }
-                c = config.with_overrides(cfg, over)
-                out_jobs.append(Job({"arch": arch, "P": size, "step": mark}, c, out / arch / f"P{size}"))
-    return out_jobs
+                labels = {"arch": arch, "P": size, "step": mark}
+                out.append(Job(f"{arch}/P{size}", cfg.seed, config.with_overrides(cfg, over), labels=labels))
+    return out
 
 
-def run_study(cfg: RunConfig, preset: LearningPreset, out: Path, progress: bool = True) -> dict[str, Any]:
-    out = Path(out)
-    t0 = time.perf_counter()
-    rows = run_jobs(jobs(cfg, preset, out), out, _row, progress)
-    summary = summarise(cfg, preset, rows, reference(cfg, preset), time.perf_counter() - t0)
-    runs.write_json(out / "summary.json", summary)
-    write_report(out, summary)
-    return summary
-
-
-def _row(job: Job, setting: dict[str, Any], train: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    step, size, batch = job.key["step"], job.key["P"], job.cfg.train.batch_size
-    return {
-        "epochs": round(step * batch / size, 1),
-        "train_seconds": train["seconds"],
-        "parameters": train["parameters"],
-        "validity": ev["validity"]["sequences"],
-        "subtree_validity": ev["validity"]["subtrees"],
-        "copies": ev["memorisation"]["copies"],
-        "distinct": ev["memorisation"]["distinct"],
-        "class_kl": ev["rules"].get("class_kl"),
-        "rule_kl": [lv["rule_kl"] for lv in ev["rules"].get("levels", [])],
-        "rule_coverage": [lv["rule_coverage"] for lv in ev["rules"].get("levels", [])],
-        "loss_train": ev["loss_by_time"]["train"],
-        "loss_test": ev["loss_by_time"]["test"],
-        "n": ev["n"],
-    }
+def summarise(cfg: RunConfig, preset: LearningPreset, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """The rows (with their epochs) and exact sampling's reference."""
+    batch = cfg.train.batch_size
+    rows = [r | {"epochs": round(r["step"] * batch / r["P"], 1)} for r in rows]
+    return {"config": to_dict(cfg), "rows": rows, "reference": reference(cfg, preset)}
 
 
 def reference(cfg: RunConfig, preset: LearningPreset) -> dict[str, Any]:
@@ -102,18 +82,6 @@ def reference(cfg: RunConfig, preset: LearningPreset) -> dict[str, Any]:
         train, _ = get_source(cfg.data.source)(sized).sequences()
         out["copies"][str(size)] = {"measured": copies(tokens, train)["copies"], "expected": size / g.num_sequences}
     return out
-
-
-def summarise(
-    cfg: RunConfig, preset: LearningPreset, rows: list[dict[str, Any]], ref: dict[str, Any], seconds: float
-) -> dict[str, Any]:
-    return {
-        "preset": preset.name,
-        "config": to_dict(cfg),
-        "rows": rows,
-        "reference": ref,
-        "seconds": round(seconds, 1),
-    }
 
 
 # -- report ---------------------------------------------------------------------------------------------
@@ -254,11 +222,10 @@ def _log_ticks(ax: Any, values: list[int]) -> None:
     ax.minorticks_off()
 
 
-def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
-    from taxodiff.report.pages import write_pages
-
+def report(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[tuple[str, Any]]:
+    """The figures (under ``out/figures``) and the report's blocks."""
     _plot(summary, out)
-    return write_pages(out, blocks(summary), "taxodiff rhm-learning report")
+    return blocks(summary)
 
 
 def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -328,32 +295,15 @@ def blocks(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
-def _sequences_only(cfg: RunConfig) -> None:
-    from taxodiff.data import get_source
-    from taxodiff.errors import TaxodiffError
-
-    if get_source(cfg.data.source).kind != "sequences":
-        raise TaxodiffError(
-            f"study rhm-learning takes RHM sequences: data.source = {cfg.data.source!r}, allowed is rhm"
-        )
-
-
-def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True) -> dict:
-    _sequences_only(cfg)
-    return run_study(cfg, PRESETS[preset], out, progress)
-
-
-def _study() -> Any:
-    from taxodiff.studies import Study
-
-    return Study(
-        name="rhm-learning",
-        help="RHM: validity per level and copies against P and training time",
-        presets={"quick": "minutes on 2 CPU cores", "full": "hours"},
-        default_out="runs/study-rhm-learning",
-        run=_run,
-        defaults={"data.source": "rhm"},
-    )
-
-
-STUDY = _study()
+STUDY = Study(
+    name="rhm-learning",
+    help="RHM: validity per level and copies against P and training time",
+    title="taxodiff rhm-learning report",
+    kinds=("sequences",),
+    presets=PRESETS,
+    default_out="runs/study-rhm-learning",
+    jobs=jobs,
+    summarise=summarise,
+    report=report,
+    defaults={"data.source": RHMSource.name},
+)

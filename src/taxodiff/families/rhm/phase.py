@@ -12,23 +12,16 @@ also run on deeper grammars (same v, n, m, s) to show that.
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from taxodiff import config, runs, seeds
+from taxodiff import config, seeds
 from taxodiff.config import RunConfig, to_dict
-
-
-@dataclass(frozen=True)
-class PhasePreset:
-    name: str
-    fractions: tuple[float, ...]  # t / T
-    n_sequences: int  # held-out sequences noised at every t
-    depths: tuple[int, ...]  # belief propagation alone on grammars of these depths
-    train_steps: int  # steps of the model trained when no --run-dir is given
+from taxodiff.data.rhm.source import RHMSource
+from taxodiff.studies import Preset, Study
+from taxodiff.studies.runner import Context, Job, Measure, config_digest, run_dir
 
 
 def _grid(fine: int, coarse: int, knee: float = 0.4) -> tuple[float, ...]:
@@ -38,9 +31,20 @@ def _grid(fine: int, coarse: int, knee: float = 0.4) -> tuple[float, ...]:
     return tuple(round(f, 4) for f in low + high)
 
 
+@dataclass(frozen=True)
+class PhasePreset(Preset):
+    fractions: tuple[float, ...] = _grid(16, 6)  # t / T
+    n_sequences: int = 512  # held-out sequences noised at every t
+    depths: tuple[int, ...] = (3, 5, 7)  # belief propagation alone on grammars of these depths
+    train_steps: int = 4000  # steps of the model trained when no run directory is given
+    run_dir: Path | None = None  # a trained run to use (None: train one under the study's folder)
+
+
 PRESETS = {
-    "quick": PhasePreset("quick", _grid(16, 6), 512, (3, 5, 7), 4000),
-    "full": PhasePreset("full", _grid(40, 12), 2048, (3, 4, 5, 6, 7, 8), 16000),
+    "quick": PhasePreset("quick", "minutes on 2 CPU cores"),
+    "full": PhasePreset(
+        "full", "hours", fractions=_grid(40, 12), n_sequences=2048, depths=(3, 4, 5, 6, 7, 8), train_steps=16000
+    ),
 }
 
 
@@ -70,66 +74,99 @@ def measure(family: Any, module: Any, x0: Any, t: int, noise: Any, denoiser: str
     }
 
 
-def run_study(
-    cfg: RunConfig, preset: PhasePreset, out: Path, run_dir: Path | None = None, progress: bool = True
-) -> dict[str, Any]:
-    import torch
-
-    from taxodiff import api
-    from taxodiff.noise import Noise
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if run_dir is None:
-        run_dir = out / "model"
-        api.train(config.with_overrides(cfg, {"train.steps": preset.train_steps}), run_dir, progress=progress)
-    from taxodiff.train.distributed import resolve_device
-
-    seed = cfg.seed  # the study's seed picks its noise; the run brings its grammar and network
-    run = api.load(run_dir, resolve_device(cfg.device))
-    fam, cfg = run.family, run.cfg
-    _, test = fam.source.sequences()
-    x0 = test[: preset.n_sequences]
-    rows = []
+def jobs(cfg: RunConfig, preset: PhasePreset, ctx: Context) -> list[Job | Measure]:
+    """The model (trained unless the preset names a run), then one measurement per (depth, t, denoiser): the
+    trained model and exact denoising on the config's grammar, exact denoising alone on the deeper ones."""
+    out: list[Job | Measure] = []
+    cfg = _base(cfg, preset)
+    model_cfg = config.with_overrides(cfg, {"train.steps": preset.train_steps})
+    where = preset.run_dir or run_dir(ctx.out, "model", cfg.seed, model_cfg.model)
+    if preset.run_dir is None:
+        out.append(Job("model", cfg.seed, model_cfg, settings=()))
+    digest = f"{config_digest(model_cfg)}-{where}-{preset.n_sequences}-seed{cfg.seed}"
+    model = _Model(where, cfg)
     for f in preset.fractions:
-        t = process_time(fam, f)
         for denoiser in ("bp", "model"):
-            with torch.no_grad():
-                noise = Noise.from_seed(seed, "phase", denoiser, t)
-                r = measure(fam, run.module, x0.to(run.module.device), t, noise, denoiser)
-            rows.append({"L": cfg.data.L, "fraction": f, "t": t, "denoiser": denoiser, **r})
+            key = {"L": cfg.data.L, "fraction": f, "denoiser": denoiser}
+            out.append(Measure(key, partial(model.measure, f, denoiser, preset.n_sequences), digest))
     for depth in preset.depths:
-        if depth == cfg.data.L:
-            continue
-        deep = config.with_overrides(cfg, {"data.L": depth, "net.depth": 0})
-        bayes = type(fam)(deep)  # no network: belief propagation needs only the grammar
-        clean = bayes.grammar.sample(preset.n_sequences, seed=seeds.derive(seed, "phase-deep", depth), replace=True)
-        for f in preset.fractions:
-            t = process_time(bayes, f)
-            noise = Noise.from_seed(seed, "phase", "bp", depth, t)
-            rows.append(
-                {
-                    "L": depth,
-                    "fraction": f,
-                    "t": t,
-                    "denoiser": "bp",
-                    **measure(bayes, None, clean.tokens, t, noise, "bp"),
-                }
-            )
-    summary = {
-        "preset": preset.name,
+        if depth != cfg.data.L:
+            deep = _Deep(cfg, depth, preset.n_sequences)
+            out += [
+                Measure({"L": depth, "fraction": f, "denoiser": "bp"}, partial(deep.measure, f), digest)
+                for f in preset.fractions
+            ]
+    return out
+
+
+def _base(cfg: RunConfig, preset: PhasePreset) -> RunConfig:
+    """The study's config: a given run's own (its grammar and network) with the study's seed and device, or the
+    user's."""
+    if preset.run_dir is None:
+        return cfg
+    from taxodiff import runs
+
+    _, stored, _ = runs.stored_config(preset.run_dir)
+    return config.with_overrides(stored, {"seed": cfg.seed, "device": cfg.device})
+
+
+class _Model:
+    """The trained run, loaded at its first measurement; its held-out sequences."""
+
+    def __init__(self, where: Path, cfg: RunConfig) -> None:
+        self.where, self.seed, self.device = where, cfg.seed, cfg.device  # the study's seed picks its noise
+        self.run: Any = None
+
+    def measure(self, fraction: float, denoiser: str, n: int) -> dict[str, Any]:
+        import torch
+
+        from taxodiff import api
+        from taxodiff.noise import Noise
+        from taxodiff.train.distributed import resolve_device
+
+        if self.run is None:
+            self.run = api.load(self.where, resolve_device(self.device))
+        fam = self.run.family
+        _, test = fam.source.sequences()
+        t = process_time(fam, fraction)
+        with torch.no_grad():
+            noise = Noise.from_seed(self.seed, "phase", denoiser, t)
+            r = measure(fam, self.run.module, test[:n].to(self.run.module.device), t, noise, denoiser)
+        return {"t": t, "checkpoint_step": self.run.step, **r}
+
+
+class _Deep:
+    """Exact denoising alone on a deeper grammar (same v, n, m, s): no network."""
+
+    def __init__(self, cfg: RunConfig, depth: int, n: int) -> None:
+        self.cfg, self.depth, self.n, self.family, self.clean = cfg, depth, n, None, None
+
+    def measure(self, fraction: float) -> dict[str, Any]:
+        from taxodiff.families import get_family
+        from taxodiff.noise import Noise
+
+        if self.family is None:
+            deep = config.with_overrides(self.cfg, {"data.L": self.depth, "net.depth": 0})
+            self.family = get_family(deep.model)(deep)
+            seed = seeds.derive(self.cfg.seed, "phase-deep", self.depth)
+            self.clean = self.family.grammar.sample(self.n, seed=seed, replace=True).tokens
+        t = process_time(self.family, fraction)
+        noise = Noise.from_seed(self.cfg.seed, "phase", "bp", self.depth, t)
+        return {"t": t, **measure(self.family, None, self.clean, t, noise, "bp")}
+
+
+def summarise(cfg: RunConfig, preset: PhasePreset, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    cfg = _base(cfg, preset)
+    model = next((r for r in rows if r["denoiser"] == "model"), {})
+    where = preset.run_dir or run_dir(out, "model", cfg.seed, cfg.model)
+    rows = [{k: v for k, v in r.items() if k != "id"} for r in rows]
+    return {
         "config": to_dict(cfg),
-        "run_dir": str(run_dir),
-        "checkpoint_step": run.step,
+        "run_dir": str(where),
+        "checkpoint_step": model.get("checkpoint_step"),
         "rows": rows,
         "thresholds": thresholds(rows, cfg.data.n),
-        "seconds": round(time.perf_counter() - t0, 1),
     }
-    runs.write_json(out / "summary.json", summary)
-    runs.atomic_write(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    write_report(out, summary)
-    return summary
 
 
 def thresholds(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -215,9 +252,8 @@ def _plot(summary: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
-def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
-    from taxodiff.report.pages import write_pages
-
+def report(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[tuple[str, Any]]:
+    """The figures (under ``out/figures``) and the report's blocks."""
     _plot(summary, out)
     g, d = summary["config"]["data"], summary["config"]["diffusion"]
     L = g["L"]
@@ -267,36 +303,18 @@ def write_report(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
         ("h2", f"Every measurement (L = {L})"),
         ("table", (head, body)),
     ]
-    return write_pages(out, bl, "taxodiff rhm-phase-transition report")
+    return bl
 
 
-def _sequences_only(cfg: RunConfig) -> None:
-    from taxodiff.data import get_source
-    from taxodiff.errors import TaxodiffError
-
-    if get_source(cfg.data.source).kind != "sequences":
-        raise TaxodiffError(
-            f"study rhm-phase-transition takes RHM sequences: data.source = {cfg.data.source!r}, allowed is rhm"
-        )
-
-
-def _run(cfg: RunConfig, preset: str, out: Path, progress: bool = True, run_dir: Path | None = None) -> dict:
-    _sequences_only(cfg)
-    return run_study(cfg, PRESETS[preset], out, run_dir, progress)
-
-
-def _study() -> Any:
-    from taxodiff.studies import Study
-
-    return Study(
-        name="rhm-phase-transition",
-        help="RHM: noise to t, denoise (BP and a model), class kept vs t",
-        presets={"quick": "minutes on 2 CPU cores", "full": "hours"},
-        default_out="runs/study-rhm-phase",
-        run=_run,
-        options=("run_dir",),
-        defaults={"data.source": "rhm"},
-    )
-
-
-STUDY = _study()
+STUDY = Study(
+    name="rhm-phase-transition",
+    help="RHM: noise to t, denoise (BP and a model), class kept vs t",
+    title="taxodiff rhm-phase-transition report",
+    kinds=("sequences",),
+    presets=PRESETS,
+    default_out="runs/study-rhm-phase",
+    jobs=jobs,
+    summarise=summarise,
+    report=report,
+    defaults={"data.source": RHMSource.name},
+)

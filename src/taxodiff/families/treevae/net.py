@@ -55,12 +55,15 @@ class Encoder(nn.Module):
             c1, c2 = cfg.channels
             side = (math.ceil(h / 4), math.ceil(w / 4))
             self.body: nn.Module = nn.Sequential(
-                *hidden(c, c1, bn, (3, 2, 1)), *hidden(c1, c2, bn, (3, 2, 1)), nn.Flatten(),
+                *hidden(c, c1, bn, (3, 2, 1)),
+                *hidden(c1, c2, bn, (3, 2, 1)),
+                nn.Flatten(),
                 *hidden(c2 * side[0] * side[1], cfg.hidden, bn),
-            )  # fmt: skip
+            )
         else:
-            self.body = nn.Sequential(nn.Flatten(), *hidden(c * h * w, 2 * cfg.hidden, bn),
-                                      *hidden(2 * cfg.hidden, cfg.hidden, bn))  # fmt: skip
+            self.body = nn.Sequential(
+                nn.Flatten(), *hidden(c * h * w, 2 * cfg.hidden, bn), *hidden(2 * cfg.hidden, cfg.hidden, bn)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)
@@ -79,14 +82,20 @@ class Decoder(nn.Module):
             self.side = (math.ceil(h / 4), math.ceil(w / 4))
             up = [nn.ConvTranspose2d(c2, c1, 4, 2, 1, bias=not bn), *([nn.BatchNorm2d(c1)] if bn else [])]
             self.body: nn.Module = nn.Sequential(
-                *hidden(cfg.latent, cfg.hidden, bn), *hidden(cfg.hidden, c2 * self.side[0] * self.side[1], bn),
-                nn.Unflatten(1, (c2, *self.side)), *up, nn.LeakyReLU(0.1), nn.ConvTranspose2d(c1, c, 4, 2, 1),
-            )  # fmt: skip
+                *hidden(cfg.latent, cfg.hidden, bn),
+                *hidden(cfg.hidden, c2 * self.side[0] * self.side[1], bn),
+                nn.Unflatten(1, (c2, *self.side)),
+                *up,
+                nn.LeakyReLU(0.1),
+                nn.ConvTranspose2d(c1, c, 4, 2, 1),
+            )
         else:
             self.body = nn.Sequential(
-                *hidden(cfg.latent, cfg.hidden, bn), *hidden(cfg.hidden, 2 * cfg.hidden, bn),
-                nn.Linear(2 * cfg.hidden, c * h * w), nn.Unflatten(1, (c, h, w)),
-            )  # fmt: skip
+                *hidden(cfg.latent, cfg.hidden, bn),
+                *hidden(cfg.hidden, 2 * cfg.hidden, bn),
+                nn.Linear(2 * cfg.hidden, c * h * w),
+                nn.Unflatten(1, (c, h, w)),
+            )
 
     def forward(self, z: Tensor) -> Tensor:
         c, h, w = self.shape
@@ -147,9 +156,12 @@ class TreeVAENet(nn.Module):
             self.decoder[key] = Decoder(cfg)
         alive = {str(i) for i in tree.nodes}
         for table, keep in (
-            (self.posterior, alive), (self.prior, alive), (self.router_q, routers), (self.router_p, routers),
+            (self.posterior, alive),
+            (self.prior, alive),
+            (self.router_q, routers),
+            (self.router_p, routers),
             (self.decoder, leaves),
-        ):  # fmt: skip
+        ):
             for key in [k for k in table if k not in keep]:
                 del table[key]
 
@@ -219,8 +231,10 @@ class TreeVAENet(nn.Module):
         the root (a split being trained, the rest frozen) every image's terms are weighted by its probability of
         reaching ``start``, as in the full tree's ELBO."""
         tree, p = self.tree, self.run(x01, noise, start)
-        rec = sum(p.prob[leaf] * elbo.reconstruction(self.decoder[str(leaf)](p.z[leaf]), x01)
-                  for leaf in tree.subtree_leaves(start))  # fmt: skip
+        rec = sum(
+            p.prob[leaf] * elbo.reconstruction(self.decoder[str(leaf)](p.z[leaf]), x01)
+            for leaf in tree.subtree_leaves(start)
+        )
         nodes = sum(p.prob[i] * p.kl[i] for i in tree.order(start) if i != start)
         if start == tree.root:
             nodes = nodes + p.kl[start]

@@ -105,8 +105,9 @@ class Tree:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Tree:
-        nodes = {int(d["id"]): Node(int(d["id"]), d["parent"], 0, [int(c) for c in d["children"]])
-                 for d in data["nodes"]}  # fmt: skip
+        nodes = {
+            int(d["id"]): Node(int(d["id"]), d["parent"], 0, [int(c) for c in d["children"]]) for d in data["nodes"]
+        }
         tree = cls(nodes, int(data["next_id"]), data.get("growing"))
         for i in tree.order():
             p = nodes[i].parent

@@ -1,0 +1,87 @@
+"""The study runner: a study killed after its first seed's evaluations evaluates none of them again; rows are
+merged, never dropped; a baseline's job is configured from the run it needs; study time sums every call."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from taxodiff import api
+from taxodiff.cli import main
+from tests.conftest import ROOT
+
+DIGITS = ROOT / "tests" / "configs" / "tiny_digits.yaml"
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):  # a line being written when the process was killed
+            out.append(json.loads(line))
+    return out
+
+
+def _study_rows(path: Path, seed: int) -> list[dict]:
+    return [r for r in _rows(path) if r.get("seed") == seed and "part" not in r]
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every run directory api.evaluate is called on, from now on."""
+    calls: list[Path] = []
+    real = api.evaluate
+
+    def counted(run_dir, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(Path(run_dir))
+        return real(run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(api, "evaluate", counted)
+    return calls
+
+
+def test_a_study_killed_after_its_first_seed_evaluates_none_of_it_again(tmp_path, monkeypatch):
+    out = tmp_path / "study"
+    argv = ["study", "branched", "--preset", "quick", "--seeds", "2", "--config", str(DIGITS), "--out", str(out)]
+    argv += ["--quiet", "--device", "cpu"]
+    results = out / "results.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "taxodiff.cli", *argv], cwd=ROOT, stderr=subprocess.PIPE)
+    while proc.poll() is None and len(_study_rows(results, 0)) < 4:  # both families, both requests of seed 0
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(_study_rows(results, 0)) == 4, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    before = len(_study_rows(results, 1))
+    assert before < 4  # killed before seed 1 was done
+
+    calls = _counting(monkeypatch)
+    assert main(argv) == 0
+    assert [c for c in calls if "seed0" in c.parts] == []  # none of the first seed's evaluations again
+    assert len([c for c in calls if "seed1" in c.parts]) == 4 - before
+    assert len(_study_rows(results, 0)) == 4 and len(_study_rows(results, 1)) == 4
+    rows = _study_rows(results, 0) + _study_rows(results, 1)
+    labelled = [r for r in rows if r["model"] == "labelled"]
+    branched = {r["seed"]: r["parameters"] for r in rows if r["model"] == "branched"}
+    assert all(abs(r["parameters"] - branched[r["seed"]]) / branched[r["seed"]] < 0.05 for r in labelled)
+    assert len(json.loads((out / "seconds.json").read_text())["calls"]) == 2  # the killed call's time counts
+    md = (out / "report.md").read_text()
+    assert "Continual learning" in md and "Transmutation" in md
+
+
+def test_rows_are_merged_never_dropped(tmp_path, monkeypatch):
+    out = tmp_path / "demo"
+    common = ["--config", str(ROOT / "tests" / "configs" / "tiny.yaml"), "--out", str(out), "--quiet"]
+    assert main(["demo", *common, "--guidance", "0", "--seeds", "2"]) == 0
+    assert len(_rows(out / "results.jsonl")) == 4
+    calls = _counting(monkeypatch)
+    assert main(["demo", *common, "--guidance", "0"]) == 0  # one seed: its rows reused, the other's kept
+    assert calls == [] and len(_rows(out / "results.jsonl")) == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [0] and summary["rows_made"] == 0
