@@ -1,7 +1,8 @@
 """Samplers at equal metrics: network evaluations and wall time per sample for DDPM-1000, DDIM-50, DPM-Solver++
 and the default (ancestral DDPM, 25 steps), on one trained run, in one process.
 
-    python benchmarks/bench_samplers.py --run-dir runs/demo/hierarchical [--n-per-category 128] [--guidance 0]
+    python benchmarks/bench_samplers.py --run-dir runs/demo/reference/seed0/hierarchical \
+        [--n-per-category 128] [--guidance 0]
 
 Every sampler draws the same number of samples per category from the same checkpoint; each is scored by the
 same domain classifier. Prints one row per sampler and the default's distance to DDPM-1000 (goal: within 0.01

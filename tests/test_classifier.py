@@ -44,5 +44,8 @@ def test_style_targets_span_minus_one_to_one():
 
 
 def test_classifier_reports_style_fit():
-    _, info = domain_classifier(_source(hierarchy={"a": {"dog": 0.5, "car": 0.5}}), torch.device("cpu"), False)
-    assert info["style_r2"] <= 1.0 and "accuracy" in info
+    """The style head explains most of the style factors' variance on held-out images once trained (R^2 0.80 at
+    30 epochs here; about 0 after one, when it predicts little more than the mean: -0.02)."""
+    over = {"hierarchy": {"a": {"dog": 0.5, "car": 0.5}}, "eval.classifier_epochs": 30, "eval.classifier_train": 512}
+    _, info = domain_classifier(_source(**over), torch.device("cpu"), False)
+    assert info["style_r2"] > 0.5 and info["accuracy"] > 0.95

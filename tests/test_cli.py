@@ -10,9 +10,7 @@ from tests.conftest import TINY
 
 
 def run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "taxodiff.cli", *map(str, args)], capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "taxodiff.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def light_run(argv):
@@ -22,7 +20,7 @@ def light_run(argv):
         "try:\n rc = main(sys.argv[1:])\nexcept SystemExit as e:\n rc = e.code\n"
         "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')\nsys.exit(rc)"
     )
-    p = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True)
     return p.returncode, p.stderr, "NOTORCH" in p.stdout
 
 

@@ -162,15 +162,14 @@ def test_phase_study_smoke(tmp_path):
     summary = run_study(STUDY, config.load(TINY), preset, tmp_path / "phase", progress=False)
     again = run_study(STUDY, config.load(TINY), preset, tmp_path / "phase", progress=False)
     assert summary["rows_made"] == 9 and again["rows_made"] == 0 and again["rows"] == summary["rows"]  # rows resume
-    bp_low = [r for r in summary["rows"] if r["L"] == 2 and r["denoiser"] == "bp"][0]
-    assert 0 <= bp_low["class_kept"] <= 1 and {r["L"] for r in summary["rows"]} == {2, 3}
+    bp = [r for r in summary["rows"] if r["denoiser"] == "bp"]
+    assert all(r["valid"] == 1.0 for r in bp)  # exact denoising draws whole valid sequences, at any depth and time
+    assert {r["L"] for r in summary["rows"]} == {2, 3}
     assert (tmp_path / "phase" / "figures" / "phase_transition.png").exists()
 
 
 def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "taxodiff.cli", *map(str, args)], capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "taxodiff.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_cli_rhm_train_evaluate_and_errors(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -101,7 +102,9 @@ def test_study_cli_on_a_tiny_config(tmp_path):
     assert cells == {"reference", "imbalanced", "small_data", "short_training"}
     assert {r["guidance_method"] for r in rows if r["model"] == "flat"} == {"cfg", "interval", "cads"}
     assert any(r["model"] == "hierarchical" and r["prior_guidance"] == 7.0 for r in rows)
-    assert all((tmp_path / "study").exists() for r in rows)
+    for r in rows:  # one layout: <out>/<cell>/seed<k>/<family>, each run evaluated there
+        assert Path(r["run_dir"]) == out / r["cell"] / f"seed{r['seed']}" / r["model"]
+        assert r["tag"] in json.loads((Path(r["run_dir"]) / "eval.json").read_text())["evaluations"]
     md = (out / "report.md").read_text()
     assert "## Findings" in md and "Reference (the config as given), guidance 0" in md
     assert "10 sampling steps, guidance 0" in md and "50 sampling steps, guidance 3" in md

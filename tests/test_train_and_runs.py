@@ -118,3 +118,28 @@ def test_evaluate_resamples_after_more_training(tmp_path, tiny_cfg):
     assert api.evaluate(tmp_path / "run", progress=False)["checkpoint_step"] == 2
     api.train(config.with_overrides(cfg, {"train.steps": 4}), tmp_path / "run", progress=False)
     assert api.evaluate(tmp_path / "run", progress=False)["checkpoint_step"] == 4
+
+
+def test_a_killed_calls_training_time_counts_up_to_its_last_checkpoint(tmp_path, tiny_cfg, monkeypatch):
+    """A call killed after its step-2 checkpoint wrote no train.json; the call that resumes it reports the
+    killed call's time up to that checkpoint (kept in the checkpoint) plus its own. The first call is made slow
+    (0.5 s a step), so that its time cannot pass for the second's."""
+    import shutil
+    import time
+
+    from taxodiff.train.trainer import Trainer
+
+    run = tmp_path / "run"
+    step = Trainer.train_step
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "train_step", lambda self: (time.sleep(0.5), step(self))[1])
+        api.train(tiny_cfg, run, progress=False)  # 4 steps, checkpoints at 2 and 4
+    at_two = json.loads((run / "checkpoints" / "step-000002" / "state.json").read_text())["seconds"]
+    assert at_two >= 1.0
+    shutil.rmtree(run / "checkpoints" / "step-000004")  # as if killed between the checkpoints
+    (run / "train.json").unlink()
+    (run / "checkpoints" / "latest").write_text("step-000002")
+    t0 = time.perf_counter()
+    summary = api.train(tiny_cfg, run, progress=False)
+    assert summary["resumed_from"] == 2
+    assert at_two + 0.0 < summary["seconds"] <= at_two + time.perf_counter() - t0 + 0.1

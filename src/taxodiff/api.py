@@ -121,13 +121,14 @@ def _summary(run_dir: Path, cfg: RunConfig, trainer: Any, result: Any) -> dict[s
     if result.resumed_from > 0 and result.step == result.resumed_from and previous.get("steps") == result.step:
         return previous | {"is_main": trainer.is_main}  # nothing left to train: the record stands
     earlier = previous.get("seconds", 0.0) if result.resumed_from > 0 else 0.0
+    seconds = result.total_seconds if result.total_seconds is not None else earlier + result.seconds
     summary = {
         "run_dir": str(run_dir),
         "model": cfg.model,
         "source": cfg.data.source,
         "steps": result.step,
         "resumed_from": result.resumed_from,
-        "seconds": round(earlier + result.seconds, 1),  # all training calls of this run
+        "seconds": round(seconds, 1),  # every training call of this run, a killed one up to its last checkpoint
         "parameters": sum(p.numel() for p in trainer.raw.parameters()),
         "precision": trainer.acc.mixed_precision,
         "device": str(trainer.acc.device),

@@ -46,6 +46,7 @@ class TrainResult:
     checkpoint: Path | None
     processes: int = 1
     weight_digests: tuple[str, ...] = ()  # one per process: equal when the ranks stayed in sync
+    total_seconds: float | None = None  # every call's training time (None: a checkpoint older than this clock)
 
 
 class Trainer:
@@ -66,6 +67,8 @@ class Trainer:
         self.ema: Any = None
         self.ema_names: list[str] = []
         self.stage_data: Dataset = data
+        self.seconds_before: float | None = 0.0  # training time of the calls before this one, up to the checkpoint
+        self.t0 = time.perf_counter()
 
     @property
     def is_main(self) -> bool:
@@ -128,6 +131,7 @@ class Trainer:
             ema = dict(zip(self.ema_names, self.ema.shadow_params, strict=True))
             opt_t, opt_meta = _flatten_optimizer(self.opt.state_dict())
             extra = {
+                "seconds": self.total_seconds(),  # every call's training time up to this checkpoint
                 "optim": opt_meta,
                 "structure": self.family.structure(self.raw),
                 "stage": self.stages[self.stage_index].name,  # the stage whose networks these are
@@ -150,6 +154,7 @@ class Trainer:
         tensors, state = runs.load_checkpoint(path, ("model", "ema", "optim"))
         self.raw.load_state_dict(tensors["model"])
         self.step = int(state["step"])
+        self.seconds_before = state.get("seconds")
         self.follow_ema()
         for name, shadow in zip(self.ema_names, self.ema.shadow_params, strict=True):
             shadow.data.copy_(tensors["ema"][name].to(shadow.device))
@@ -166,7 +171,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         start = self.resume() if resume else 0
-        t0 = time.perf_counter()
+        t0 = self.t0 = time.perf_counter()
         bar = tqdm(
             total=self.total,
             initial=start,
@@ -204,8 +209,20 @@ class Trainer:
         bar.close()
         self.acc.wait_for_everyone()
         return TrainResult(
-            self.step, time.perf_counter() - t0, start, last_ckpt, self.acc.num_processes, self.weight_digests()
+            self.step,
+            time.perf_counter() - t0,
+            start,
+            last_ckpt,
+            self.acc.num_processes,
+            self.weight_digests(),
+            self.total_seconds(),
         )
+
+    def total_seconds(self) -> float | None:
+        """This call's training time so far plus the earlier calls' up to the checkpoint it resumed from."""
+        if self.seconds_before is None:
+            return None
+        return round(self.seconds_before + time.perf_counter() - self.t0, 1)
 
     def weight_digests(self) -> tuple[str, ...]:
         """SHA-256 of this process' parameters, gathered from every process (in rank order)."""

@@ -52,6 +52,8 @@ def _discover(args: argparse.Namespace, cfg: Any) -> int:
     if r["never_crossed"]:
         pairs = ", ".join("-".join(p) for p in r["never_crossed"])
         print(f"never crossed on the grid (merged at t = 1 by convention): {pairs}")
+    if r["per_class_used"] < args.per_class:
+        print(f"{r['per_class_used']} images of every class compared (the smallest class has no more)")
     recovered = sum(r["true_tree_recovered"])
     print(f"config's class tree recovered in {recovered} of {len(r['seeds'])} seeds; {args.out / 'tree.json'}")
     return 0

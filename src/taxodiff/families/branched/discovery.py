@@ -55,7 +55,8 @@ def alpha_bar(t: np.ndarray, s: DiscoverySettings) -> np.ndarray:
 def similarity_curves(
     data: list[torch.Tensor], s: DiscoverySettings, abar: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(times, sim (T, C, C)) for per-class sample sets of equal size n (rows are flattened samples).
+    """(times, sim (T, C, C)) for per-class sample sets (rows are flattened samples), compared pairwise k-th with
+    k-th: the first n of every set, n the smallest set's size (the caller says so where it can happen).
     ``abar``: the signal level on an even grid of [0, 1] of another noise schedule (default: the VP SDE's on
     ``s.times`` points)."""
     n = min(len(x) for x in data)

@@ -84,10 +84,11 @@ def run_discovery(
     source = image_source(cfg)
     h, train = source.hierarchy, source.train_set()  # the training set is the same for every seed: load it once
     names = list(h.leaf_names)
-    trees = []
+    trees, used = [], per_class
     for k in range(n_seeds):
         s = cfg.seed + k
         data = class_samples(train, h.num_leaves, per_class, s)
+        used = min(len(x) for x in data)  # the paired similarities compare equal numbers of every class
         noise_seed = seeds.derive(s, "branches", "noise") % 2**31
         trees.append(discover(data, replace(settings, seed=noise_seed)))
     counts = Counter(c for t in trees for c in set(clades(t, names)))
@@ -95,6 +96,7 @@ def run_discovery(
     result = {
         "settings": settings.__dict__,
         "per_class": per_class,
+        "per_class_used": used,  # the smallest class's count when it has fewer images than per_class
         "seeds": [cfg.seed + k for k in range(n_seeds)],
         "tree": tree_json(trees[0], names),
         "never_crossed": never_crossed(trees[0], names, settings.eps),

@@ -143,15 +143,26 @@ class BranchedTree:
     def check_grid(self, grid: Sequence[int], names: Sequence[str]) -> None:
         """Refuse a sampling grid in which a branch on the paths of ``names`` gets no step (the parts of a branch
         split where a class joined count as one: they share a head)."""
+        from taxodiff.processes.base import even_grid
+
+        missed = self.missed(grid, names)
+        if missed:
+            name, lo, hi = missed
+            span = "+".join(self.branch_at(name, hi).classes)
+            least = next((n for n in range(1, self.T + 1) if not self.missed(even_grid(n, self.T, 0), names)), self.T)
+            raise TaxodiffError(
+                f"branch {span} spans t {lo}..{hi}, shorter than the sampler's step (about "
+                f"{self.T / max(len(grid) - 1, 1):.0f} of {self.T}): allowed are sample.steps that give every "
+                f"branch a step (the fewest: {least}) or a larger net.branch_min_length"
+            )
+
+    def missed(self, grid: Sequence[int], names: Sequence[str]) -> tuple[str, int, int] | None:
+        """The first (class, lo, hi) head span on the paths of ``names`` that ``grid`` gives no step, or None."""
         for name in names:
             for lo, hi in self.head_spans(name):
                 if not any(lo < t <= hi for t in grid):
-                    span = "+".join(self.branch_at(name, hi).classes)
-                    raise TaxodiffError(
-                        f"branch {span} spans t {lo}..{hi}, shorter than the sampler's step (about "
-                        f"{self.T / max(len(grid) - 1, 1):.0f} of {self.T}): allowed are sample.steps of at least "
-                        f"{-(-self.T // (hi - lo))} or a larger net.branch_min_length"
-                    )
+                    return name, lo, hi
+        return None
 
     def head_spans(self, name: str) -> list[tuple[int, int]]:
         """The time spans of the heads along a class's path, from the root down."""

@@ -109,7 +109,7 @@ class TreeVAETrain(TrainConfig):
 @dataclass(frozen=True)
 class TreeVAESample:
     request: str = choice("categories", REQUESTS)
-    node: int = nonneg(0)  # request node: the learned node to sample under (ids as in tree.json)
+    node: int | None = None  # request node: the learned node to sample under (ids as in tree.json)
     n_samples: int = positive(256)  # request tree / node
     n_per_leaf: int = positive(64)  # request leaves
     n_per_category: int = positive(256)  # request categories
@@ -147,6 +147,11 @@ class TreeVAE(Family):
         if len(n.vae_channels) != 2 or min(n.vae_channels) < 1:
             raise TaxodiffError(f"net.vae_channels = {list(n.vae_channels)} is invalid: allowed are two widths >= 1")
         images.check_image_sections(cfg)
+        if cfg.sample.request == "node" and (cfg.sample.node is None or cfg.sample.node < 0):
+            raise TaxodiffError(
+                f"sample.node = {cfg.sample.node} is invalid with request node: allowed is the id of a learned node "
+                "(tree.json of the run; --node)"
+            )
         if cfg.sample.mode == "every-leaf" and cfg.sample.request != "tree":
             raise TaxodiffError(
                 f"sample.mode = 'every-leaf' is invalid with request {cfg.sample.request!r}: allowed with request tree"
