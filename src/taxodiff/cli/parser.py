@@ -19,18 +19,15 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _sets(p: argparse.ArgumentParser, text: str) -> None:
+    """``--set KEY=VALUE``, repeatable: any config key."""
+    p.add_argument("--set", dest="sets", type=key_value, action="append", default=[], metavar="KEY=VALUE", help=text)
+
+
 def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
     if config:
         p.add_argument("--config", type=Path, help="YAML run config (defaults: see taxodiff.config)")
-        p.add_argument(
-            "--set",
-            dest="sets",
-            type=key_value,
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="set any config key, e.g. --set train.steps=300 (repeatable)",
-        )
+        _sets(p, "set any config key, e.g. --set train.steps=300 (repeatable)")
     p.add_argument("--seed", type=value_type("seed"), help="root seed (default: the config's, 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -89,15 +86,7 @@ def _add_class(sub: argparse._SubParsersAction) -> None:
     ac.add_argument("--under", required=True, help="the category of the class tree it joins")
     ac.add_argument("--run-dir", type=Path, required=True, help="the new run")
     ac.add_argument("--train-steps", type=value_type("train.steps"), help="steps (default: the parent's)")
-    ac.add_argument(
-        "--set",
-        dest="sets",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a config key of the new run, e.g. --set train.continual_data=all",
-    )
+    _sets(ac, "set a config key of the new run, e.g. --set train.continual_data=all")
 
 
 def _verb(sub: argparse._SubParsersAction, verb: Any) -> None:

@@ -11,7 +11,7 @@ of earlier runs: a timing, a transmutation, noise-and-denoise). The runner owns 
   sampling tag and a digest of its config; running the study again reuses every row whose id is there (an
   interrupted study continues where it stopped, a finished one only rewrites its report) and keeps every row
   of the file (rows are merged, never dropped); training resumes from the runs' checkpoints;
-- the study's time, summed over every call, an interrupted one included (``<out>/seconds.json``);
+- the study's time, summed over every call, an interrupted one up to its last row (``<out>/seconds.json``);
 - ``summary.json`` (the study's own summary of its rows) and ``report.md`` / ``report.html`` (its blocks).
 """
 
@@ -96,8 +96,8 @@ def tag_of(cfg: RunConfig, setting: Mapping[str, Any]) -> str:
 class Rows:
     """``results.jsonl`` by row id: rows found there, rows made now (appended at once), all kept."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, on_add: Callable[[], Any] | None = None) -> None:
+        self.path, self.on_add = path, on_add  # on_add: called after every row made (the study's clock)
         self.by_id = {r["id"]: r for r in runs.read_jsonl(path) if "id" in r}
         self.made = 0  # rows made by this call (not reused)
 
@@ -108,6 +108,8 @@ class Rows:
         runs.append_jsonl(self.path, row)
         self.by_id[row["id"]] = row
         self.made += 1
+        if self.on_add is not None:
+            self.on_add()
         return row
 
     def save(self) -> None:
@@ -140,7 +142,8 @@ def run(study: Study, cfg: RunConfig, preset: Any, out: Path, progress: bool = T
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    book, clock = Rows(out / "results.jsonl"), Clock(out)
+    clock = Clock(out)
+    book = Rows(out / "results.jsonl", clock.tick)
     rows: list[dict[str, Any]] = []
     for item in study.jobs(cfg, preset, Context(out, progress)):
         if isinstance(item, Measure):
