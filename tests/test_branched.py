@@ -258,3 +258,20 @@ def test_labelled_continual_keeps_the_old_conditions(tmp_path: Path) -> None:
         new = child.net.eval()(x, t, torch.nn.functional.one_hot(torch.tensor([j, j]), len(names_new)).float())
         assert torch.allclose(old, new, atol=1e-5), name
     assert len(family.train_set()) > len(type(family)(api.add_class_config(parent, "9", "round")).train_set())
+
+
+@pytest.mark.parametrize("family", ["flat", "hierarchical", "labelled", "branched"])
+def test_every_image_family_matches_a_parameter_count(tmp_path: Path, family: str) -> None:
+    """net.match_parameters gives each family's image network the widths that bring the family to the target,
+    its other networks (the hierarchical prior, the branched heads) counted; a rebuilt run keeps its widths."""
+    from taxodiff import api, config
+    from taxodiff.families import get_family
+
+    target = 600_000  # above the hierarchical prior alone (about 400,000 at its default widths)
+    cfg = config.load(DIGITS, {"model": family, "net.match_parameters": target, "train.steps": 1})
+    api.train(cfg, tmp_path / "run", progress=False)
+    loaded = api.load(tmp_path / "run")
+    count = sum(p.numel() for p in loaded.module.parameters())
+    assert abs(count - target) / target < 0.02, count
+    plain = api.build(get_family(family)(config.with_overrides(cfg, {"net.match_parameters": 0})))
+    assert abs(sum(p.numel() for p in plain.parameters()) - target) / target > 0.1  # the config's widths differ

@@ -10,7 +10,8 @@ import pytest
 from taxodiff import config
 from taxodiff.data import get_source
 from taxodiff.families import get_family
-from taxodiff.studies.mode_collapse import PRESETS, cell_config, imbalanced_spec
+from taxodiff.studies.mode_collapse import PRESETS
+from taxodiff.studies.regimes import cell_config, imbalanced_spec
 from taxodiff.studies.seeds import group_rows, shown, verdict
 from tests.conftest import TINY
 from tests.test_cli import run

@@ -130,6 +130,7 @@ def _summary(run_dir: Path, cfg: RunConfig, trainer: Any, result: Any) -> dict[s
         "resumed_from": result.resumed_from,
         "seconds": round(seconds, 1),  # every training call of this run, a killed one up to its last checkpoint
         "parameters": sum(p.numel() for p in trainer.raw.parameters()),
+        "networks": {name: sum(p.numel() for p in net.parameters()) for name, net in trainer.raw.named_children()},
         "precision": trainer.acc.mixed_precision,
         "device": str(trainer.acc.device),
         "processes": result.processes,
@@ -214,10 +215,12 @@ def _draw(run: Loaded, run_dir: Path, seed: int | None, progress: bool) -> tuple
 
     fam = run.family
     root = seeds.derive(run.cfg.seed if seed is None else seed, "sample")
-    samples = fam.generate(run.module, run.cfg.sample, root, progress)
+    with _Cost(run.module) as cost:
+        samples = fam.generate(run.module, run.cfg.sample, root, progress)
     samples["step"] = torch.tensor([run.step])  # which checkpoint drew them
+    cost.per_image(_count(samples))
     tag = sample_tag(fam, seed)
-    path = runs.save_samples(run_dir, tag, samples, _settings(run.cfg))
+    path = runs.save_samples(run_dir, tag, samples, _settings(run.cfg), cost.record)
     fam.figures(run.module, run_dir, samples, tag)
     return path, samples
 
@@ -240,11 +243,45 @@ def evaluate(
     fresh = samples is not None and "step" in samples and int(samples["step"][0]) == run.step
     expected = run.family.sample_count(run.cfg.sample)  # None: it depends on the trained model
     if not fresh or (expected is not None and expected != _count(samples)):
-        _, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
+        path, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
     result = {"tag": tag, **run.family.evaluate(run.module, samples, progress)}
+    result["cost"] = runs.samples_cost(path)  # seconds and network calls per image of drawing them
     evals["evaluations"][tag] = result
     runs.write_json(run_dir / "eval.json", evals)
     return result
+
+
+class _Cost:
+    """What drawing a set of samples cost: seconds, and every network's calls (rows evaluated) per image."""
+
+    def __init__(self, module: Any) -> None:
+        self.nets = dict(module.named_children())
+        self.rows = dict.fromkeys(self.nets, 0)
+        self.record: dict[str, Any] = {}
+
+    def __enter__(self) -> _Cost:
+        import time
+
+        self.hooks = [net.register_forward_hook(self._counter(name)) for name, net in self.nets.items()]
+        self.t0 = time.perf_counter()
+        return self
+
+    def _counter(self, name: str) -> Any:
+        def count(net: Any, args: tuple, output: Any) -> None:
+            self.rows[name] += len(args[0])
+
+        return count
+
+    def __exit__(self, *exc: Any) -> None:
+        import time
+
+        self.record["seconds"] = round(time.perf_counter() - self.t0, 3)
+        for h in self.hooks:
+            h.remove()
+
+    def per_image(self, n: int) -> None:
+        self.record["images"] = n
+        self.record["evaluations_per_image"] = {k: v / max(n, 1) for k, v in self.rows.items() if v}
 
 
 def _evaluations(run_dir: Path) -> dict[str, Any]:

@@ -171,13 +171,28 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 # -- samples -------------------------------------------------------------------------------------------------
-def save_samples(run_dir: Path, tag: str, samples: dict[str, Any], settings: str = "") -> Path:
-    """``samples/<tag>.safetensors``, atomically; ``settings`` (JSON of what drew them) in its metadata."""
+def save_samples(
+    run_dir: Path, tag: str, samples: dict[str, Any], settings: str = "", cost: dict[str, Any] | None = None
+) -> Path:
+    """``samples/<tag>.safetensors``, atomically; ``settings`` (JSON of what drew them) and ``cost`` (what drawing
+    them took) in its metadata."""
     from safetensors.torch import save
 
     path = Path(run_dir) / "samples" / f"{tag}.safetensors"
-    atomic_write(path, save({k: v.contiguous() for k, v in samples.items()}, metadata={"settings": settings}))
+    meta = {"settings": settings, "cost": json.dumps(cost or {})}
+    atomic_write(path, save({k: v.contiguous() for k, v in samples.items()}, metadata=meta))
     return path
+
+
+def samples_cost(path: Path) -> dict[str, Any]:
+    """What drawing saved samples took ({} if the file does not say)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return json.loads((f.metadata() or {}).get("cost") or "{}")
+    except (SafetensorError, OSError, json.JSONDecodeError):
+        return {}
 
 
 def samples_settings(path: Path) -> str | None:

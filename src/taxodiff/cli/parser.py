@@ -19,6 +19,10 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def _sets(p: argparse.ArgumentParser, text: str) -> None:
     """``--set KEY=VALUE``, repeatable: any config key."""
     p.add_argument("--set", dest="sets", type=key_value, action="append", default=[], metavar="KEY=VALUE", help=text)
@@ -151,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--seeds", type=positive_int, help="number of seeds (default: the preset's)")
         if "run_dir" in st.options():
             sp.add_argument("--run-dir", type=Path, help="a trained run to use (default: train one under --out)")
+        if "families" in st.options():
+            sp.add_argument("--families", type=_names, help="these families only, comma-separated (default: all)")
 
     for fam in FAMILIES.all():
         if fam.commands.alias:

@@ -7,12 +7,13 @@ See :mod:`taxodiff.config.schema` for the layout. Importing this package imports
 """
 
 from taxodiff.config.loader import dump_yaml, flatten, read_text, read_yaml, to_dict
-from taxodiff.config.resolve import check, for_family, load, resolve, with_overrides
+from taxodiff.config.resolve import changed, check, for_family, load, resolve, with_overrides
 from taxodiff.config.schema import RunConfig, TrainConfig
 
 __all__ = [
     "RunConfig",
     "TrainConfig",
+    "changed",
     "check",
     "dump_yaml",
     "flatten",

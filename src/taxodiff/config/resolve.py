@@ -81,6 +81,32 @@ def for_family(cfg: RunConfig, family: str) -> RunConfig:
     return with_overrides(cfg, {"model": family})
 
 
+SHARED = ("hierarchy", "cond_level", "embed_dim", "seed", "device", "parent", "data", "eval")  # not a family's
+
+
+def changed(cfg: RunConfig) -> dict[str, Any]:
+    """The config as the values it chose: its data, class tree and other keys no family owns, and of the family's
+    sections (net, diffusion, train, sample) only what differs from that family's defaults, with the keys set
+    aside for sibling families. Resolved for another family (``{**changed(cfg), "model": other}``) it gives that
+    family's own defaults where this config chose nothing (:func:`for_family` keeps every value instead)."""
+    d = to_dict(cfg)
+    shared = {k: d[k] for k in SHARED if d.get(k) is not None}
+    base = to_dict(resolve({"model": cfg.model, **shared}))
+    return merge(merge(shared, _diff(d, base)), cfg.aside)
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in a.items():
+        if isinstance(v, Mapping) and isinstance(b.get(k), Mapping) and k != "hierarchy":
+            sub = _diff(v, b[k])
+            if sub:
+                out[k] = sub
+        elif k not in b or b[k] != v:
+            out[k] = v
+    return out
+
+
 def check(cfg: RunConfig) -> None:
     """Raise TaxodiffError naming the first invalid value."""
     from taxodiff.data import get_source

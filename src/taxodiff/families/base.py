@@ -63,6 +63,13 @@ class Parent:
     family: Any
 
 
+WEIGHTS = {  # how a family comes by p(class | category), the weights of the modes a coarse request asks for
+    "learned": "learns p(class | category) from the data",
+    "given": "class labels; draws the class from the class tree's probabilities",
+    "unlabelled": "no labels in training; each category answered by the learned node that matches it",
+}
+
+
 @dataclass(frozen=True)
 class Roles:
     """How the studies use a family."""
@@ -70,6 +77,11 @@ class Roles:
     compared: bool = False  # the comparisons of its data kind take it (the demo, the mode-collapse study)
     baseline: bool = False  # the reference those comparisons measure the others against (one per data kind)
     guidance: Mapping[str, str] = field(default_factory=dict)  # its guidance scales: sample key -> what it guides
+    coarse: bool = False  # answers the coarse request ``sample.request: categories`` (the families study takes it)
+    weights: str = "learned"  # one of WEIGHTS: how it comes by the modes' weights
+    # the trainer keys (steps, batch_size, lr) of its diffusion network under its own names where they differ (a
+    # second stage trained after other phases); a study giving families equal budgets sets these
+    budget: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,24 @@ class ConditionalImages(images.ImageScores, Family):
     def build(self, structure: dict[str, Any] | None = None, parent: Parent | None = None) -> FamilyModule:
         from taxodiff.families.module import FamilyModule
 
-        channels = self.source.image_shape()[0]
-        return FamilyModule(self, {"net": images.unet(self.cfg, channels, self.cond_dim)})
+        return FamilyModule(self, {"net": self.network(structure, self.cond_dim)})
+
+    def network(self, structure: dict[str, Any] | None, cond_dim: int, extra: int = 0) -> Any:
+        """The image network for conditions of ``cond_dim``: the config's widths, the run's own, or matched to
+        net.match_parameters with ``extra`` parameters of the family's other networks."""
+        base = images.unet_config(self.cfg, self.source.image_shape()[0], cond_dim)
+        channels, emb_dim = images.widths(self.cfg, base, structure, extra)
+        return images.unet(self.cfg, base.in_channels, base.cond_dim, channels=channels, emb_dim=emb_dim)
+
+    def structure(self, module: FamilyModule) -> dict[str, Any] | None:
+        """The image network's widths where they were matched (the config alone defines them otherwise)."""
+        if not self.cfg.net.match_parameters:
+            return None
+        net = self.image_network(module)
+        return {"channels": list(net.cfg.channels), "emb_dim": net.cfg.emb_dim}
+
+    def image_network(self, module: FamilyModule) -> Any:
+        return module.net
 
     def loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
         cond = self.condition(self.labels(batch))

@@ -36,6 +36,10 @@ class ImageNet:
     # data's 29.3; at 1 (the default) 41.5 (benchmarks/bench_networks.py, BENCHMARKS.md).
     patch: int = positive(1)
     p_uncond: float = unit(0.1)  # condition dropout for classifier-free guidance
+    # > 0: the image network's widths (net.channels scaled by one factor, multiples of 8, and emb_dim) chosen so
+    # that the family has this many parameters, its other networks counted (a TreeVAE: its second stage alone);
+    # 0: net.channels as given. How families of one comparison are given equal size (a run keeps its widths).
+    match_parameters: int = nonneg(0)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,53 @@ def unet(
             patch=n.patch,
         )
     )
+
+
+def unet_config(cfg: Any, in_channels: int, cond_dim: int, out_channels: int = 0) -> Any:
+    """The config's U-Net for these inputs and conditions (taxodiff.nets.unet.UNetConfig)."""
+    from taxodiff.nets.unet import UNetConfig
+
+    n = cfg.net
+    return UNetConfig(
+        in_channels=in_channels,
+        out_channels=out_channels,
+        channels=tuple(n.channels),
+        blocks_per_level=n.blocks_per_level,
+        cond_dim=cond_dim,
+        emb_dim=n.emb_dim,
+        patch=n.patch,
+    )
+
+
+def widths(
+    cfg: Any,
+    base: Any,
+    structure: dict[str, Any] | None = None,
+    extra: int = 0,
+    count: Any = None,
+) -> tuple[tuple[int, ...], int]:
+    """(widths, embedding width) of a family's image network of config ``base`` (a UNetConfig): the run's own
+    (``structure`` saved with its checkpoints), the config's, or scaled so that the network (as ``count``
+    counts it; default: the config's architecture) plus ``extra`` parameters of the family's other networks
+    make ``net.match_parameters`` (a search of about a second, once per run)."""
+    if structure is not None and "channels" in structure:
+        return tuple(structure["channels"]), int(structure["emb_dim"])
+    target = cfg.net.match_parameters
+    if not target:
+        return tuple(base.channels), base.emb_dim
+    from taxodiff.nets.unet import matched_config
+
+    got = matched_config(base, max(target - extra, 1), count or (lambda c: _count(cfg, c)))
+    return got.channels, got.emb_dim
+
+
+def _count(cfg: Any, c: Any) -> int:
+    """Parameters of the config's image network with UNetConfig ``c``, built on no device."""
+    import torch
+
+    with torch.device("meta"):
+        net = unet(cfg, c.in_channels, c.cond_dim, c.out_channels, c.channels, c.emb_dim)
+    return sum(p.numel() for p in net.parameters())
 
 
 def gaussian_process(cfg: Any, clip_sample: bool = True) -> GaussianProcess:

@@ -13,6 +13,7 @@ block, as in the seed's UNet. Measured against diffusers' ``UNet2DModel`` in ``b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -174,21 +175,21 @@ def unet_parameters(cfg: UNetConfig) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def matched_config(cfg: UNetConfig, target: int) -> UNetConfig:
-    """A UNet config with ``target`` parameters, as near as whole widths allow: the widest scaling of the config's
-    widths (one factor, multiples of 8) that stays at or under ``target``, then the embedding width (even) that
-    comes nearest (the count is quadratic in it)."""
+def matched_config(cfg: UNetConfig, target: int, count: Callable[[UNetConfig], int] = unet_parameters) -> UNetConfig:
+    """A config whose network has ``target`` parameters (as ``count`` counts them; default: a plain U-Net), as
+    near as whole widths allow: the widest scaling of the config's widths (one factor, multiples of 8) that stays
+    at or under ``target``, then the embedding width (even) that comes nearest (the count is quadratic in it)."""
     best, seen = cfg, set()
     for k in range(8, 801):
         ch = tuple(max(8, round(c * k / 100 / 8) * 8) for c in cfg.channels)
         if ch in seen:
             continue
         seen.add(ch)
-        if unet_parameters(replace(cfg, channels=ch)) > target:
+        if count(replace(cfg, channels=ch)) > target:
             break
         best = replace(cfg, channels=ch)
     e = [8, 64, 256]
-    a, b, c = np.polyfit(e, [unet_parameters(replace(best, emb_dim=x)) for x in e], 2)
+    a, b, c = np.polyfit(e, [count(replace(best, emb_dim=x)) for x in e], 2)
     roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
     candidates = [best] + [replace(best, emb_dim=max(2, 2 * round(r / 2))) for r in roots]
-    return min(candidates, key=lambda x: abs(unet_parameters(x) - target))
+    return min(candidates, key=lambda x: abs(count(x) - target))

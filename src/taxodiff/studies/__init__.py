@@ -19,6 +19,7 @@ STUDIES: Registry[Study] = Registry(
     "study",
     "study",
     {
+        "families": "taxodiff.studies.families:STUDY",
         "mode-collapse": "taxodiff.studies.mode_collapse:STUDY",
         "rhm-learning": "taxodiff.families.rhm.learning:STUDY",
         "rhm-phase-transition": "taxodiff.families.rhm.phase:STUDY",

@@ -141,11 +141,12 @@ def run(study: Study, cfg: RunConfig, preset: Any, out: Path, progress: bool = T
     from taxodiff.report.pages import write_pages
 
     out = Path(out)
+    work = study.jobs(cfg, preset, Context(out, progress))  # bad input is refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(out)
     book = Rows(out / "results.jsonl", clock.tick)
     rows: list[dict[str, Any]] = []
-    for item in study.jobs(cfg, preset, Context(out, progress)):
+    for item in work:
         if isinstance(item, Measure):
             rows.append(_measure(item, book))
         else:
@@ -191,10 +192,19 @@ def _evaluate(job: Job, out: Path, book: Rows, progress: bool) -> list[dict[str,
             ev = api.evaluate(where, dict(setting), device=job.cfg.device, progress=progress)
             row = {"id": rid, **job.key(), **setting, "tag": tag, "run_dir": str(where), "config_digest": digest}
             row |= {"train_steps": train["steps"], "train_seconds": train["seconds"]}
-            row |= {"parameters": train["parameters"], "eval_seconds": round(time.perf_counter() - t0, 1)}
-            row = book.add(row | get_family(job.cfg.model).evaluation(ev).to_row())
+            row |= {"parameters": train["parameters"], "networks": train.get("networks", {})}
+            row["eval_seconds"] = round(time.perf_counter() - t0, 1)
+            row = book.add(row | _cost_row(ev.get("cost", {})) | get_family(job.cfg.model).evaluation(ev).to_row())
         made.append(row)
     return made
+
+
+def _cost_row(cost: dict[str, Any]) -> dict[str, Any]:
+    """What drawing the evaluation's samples took: seconds per 1,000 images, network calls per image."""
+    if not cost.get("images"):
+        return {}
+    per_1000 = round(1000 * cost["seconds"] / cost["images"], 1)
+    return {"sample_seconds_per_1000": per_1000, "evaluations_per_image": cost["evaluations_per_image"]}
 
 
 def _measure(m: Measure, book: Rows) -> dict[str, Any]:

@@ -35,6 +35,7 @@ METRICS = (
     "memorisation",
     "pixel_swd",
     "pixel_swd_data",
+    "class_accuracy",
 )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from taxodiff.config.fields import nonneg, positive
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images, requests
-from taxodiff.families.base import Commands, Family, Parent, Stage
+from taxodiff.families.base import Commands, Family, Parent, Roles, Stage
 from taxodiff.families.branched.commands import VERBS
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class Branched(images.ImageScores, Family):
     }
     defaults: ClassVar[dict[str, Any]] = requests.DEFAULTS
     extends_parent: ClassVar[bool] = True
+    roles: ClassVar[Roles] = Roles(coarse=True, weights="given")
     commands: ClassVar[Commands] = Commands(
         flags={
             "--steps": ("sample.steps", "sampling steps over the whole time span (a branch gets those inside it)"),
@@ -151,12 +152,11 @@ class Branched(images.ImageScores, Family):
         import copy
 
         from taxodiff.families.branched.module import BranchedModule
-        from taxodiff.families.branched.net import BranchedUNet
         from taxodiff.families.branched.tree import BranchedTree
 
         if structure is not None:
             tree = BranchedTree.from_json(structure["tree"])
-            net = BranchedUNet(self.unet_config(), tree.heads, self.cfg.net.head_levels, self.cfg.net.branch_codes)
+            net = self.network(tree.heads, structure)
         elif parent is not None:
             if parent.family.name != self.name:
                 raise TaxodiffError(f"parent is a {parent.family.name!r} run: a branched run extends a branched run")
@@ -168,7 +168,7 @@ class Branched(images.ImageScores, Family):
             tree = old.attach(new, near, t, head)
         else:
             tree = self.discover()
-            net = BranchedUNet(self.unet_config(), tree.heads, self.cfg.net.head_levels, self.cfg.net.branch_codes)
+            net = self.network(tree.heads)
         missing = set(self.hierarchy.leaf_names) ^ set(tree.classes)
         if missing:
             raise TaxodiffError(
@@ -177,20 +177,25 @@ class Branched(images.ImageScores, Family):
             )
         return BranchedModule(self, net, tree)
 
-    def unet_config(self) -> Any:
-        from taxodiff.nets.unet import UNetConfig
+    def network(self, heads: int, structure: dict[str, Any] | None = None) -> Any:
+        """The branched U-Net with ``heads`` heads: the config's widths, the run's own, or matched (heads
+        counted) to net.match_parameters."""
+        from dataclasses import replace
+
+        from taxodiff.families.branched.net import BranchedUNet, parameter_count
 
         n = self.cfg.net
-        return UNetConfig(
-            in_channels=self.source.image_shape()[0],
-            channels=n.channels,
-            blocks_per_level=n.blocks_per_level,
-            emb_dim=n.emb_dim,
-            patch=n.patch,
-        )
+        base = images.unet_config(self.cfg, self.source.image_shape()[0], 2)
+
+        def count(c: Any) -> int:
+            return parameter_count(c, heads, n.head_levels, n.branch_codes)
+
+        channels, emb_dim = images.widths(self.cfg, base, structure, count=count)
+        return BranchedUNet(replace(base, channels=channels, emb_dim=emb_dim), heads, n.head_levels, n.branch_codes)
 
     def structure(self, module: FamilyModule) -> dict[str, Any]:
-        return {"tree": module.tree.to_json()}
+        c = module.net.cfg
+        return {"tree": module.tree.to_json(), "channels": list(c.channels), "emb_dim": c.emb_dim}
 
     def added_head(self, module: FamilyModule) -> int | None:
         """The head that a continual-learning run trains (None: a run trained from scratch)."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class Flat(ConditionalImages):
     name: ClassVar[str] = "flat"
     summary: ClassVar[str] = "one image denoiser conditioned on the category z2"
-    roles: ClassVar[Roles] = Roles(compared=True, baseline=True, guidance={"guidance": "image"})
+    roles: ClassVar[Roles] = Roles(compared=True, baseline=True, guidance={"guidance": "image"}, coarse=True)
 
     @property
     def cond_dim(self) -> int:

@@ -56,7 +56,9 @@ class TwoStage(ConditionalImages):
         "train": TwoStageTrain,
         "sample": TwoStageSample,
     }
-    roles: ClassVar[Roles] = Roles(compared=True, guidance={"guidance": "decoder", "prior_guidance": "prior"})
+    roles: ClassVar[Roles] = Roles(
+        compared=True, guidance={"guidance": "decoder", "prior_guidance": "prior"}, coarse=True
+    )
     commands: ClassVar[Commands] = Commands(
         flags={**FLAGS, "--prior-guidance": ("sample.prior_guidance", "guidance scale of the z1 prior")}
     )
@@ -85,10 +87,13 @@ class TwoStage(ConditionalImages):
         prior = MLPDenoiser(
             MLPConfig(dim=h.embed_dim, cond_dim=h.num_categories, hidden=n.prior_hidden, layers=n.prior_layers)
         )
-        decoder = images.unet(self.cfg, self.source.image_shape()[0], h.embed_dim)
+        decoder = self.network(structure, h.embed_dim, extra=sum(p.numel() for p in prior.parameters()))
         module = FamilyModule(self, {"prior": prior, "decoder": decoder})
         module.register_buffer("anchors", torch.tensor(h.anchors(), dtype=torch.float32), persistent=False)
         return module
+
+    def image_network(self, module: FamilyModule) -> Any:
+        return module.decoder
 
     def loss(self, module: FamilyModule, batch: dict[str, Tensor], noise: Noise) -> dict[str, Tensor]:
         z1 = module.anchors[batch["z1"]]  # (B, d)

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taxodiff.config.fields import choice, nonneg
+from taxodiff.config.fields import choice
 from taxodiff.config.schema import TrainConfig
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images, requests
@@ -30,13 +30,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class LabelledNet(images.ImageNet):
-    # > 0: net.channels scaled by one factor (multiples of 8) to the parameter count nearest to this, e.g. a
-    # branched run's (train.json "parameters"); 0: net.channels as given
-    match_parameters: int = nonneg(0)
-
-
-@dataclass(frozen=True)
 class LabelledTrain(TrainConfig):
     continual_data: str = choice("new", ("new", "all"))  # with parent: fine-tune on the new class only, or on all
 
@@ -47,14 +40,14 @@ class Labelled(ConditionalImages):
         "one image denoiser conditioned on the class: the equal-size baseline of class-tree families"
     )
     sections: ClassVar[dict[str, type]] = {
-        "net": LabelledNet,
+        "net": images.ImageNet,
         "diffusion": images.GaussianDiffusion,
         "train": LabelledTrain,
         "sample": requests.LeafSample,
     }
     defaults: ClassVar[dict[str, Any]] = requests.DEFAULTS
     extends_parent: ClassVar[bool] = True
-    roles: ClassVar[Roles] = Roles(guidance={"guidance": "image"})
+    roles: ClassVar[Roles] = Roles(guidance={"guidance": "image"}, coarse=True, weights="given")
     commands: ClassVar[Commands] = Commands(flags={**FLAGS, **requests.FLAGS})
 
     @classmethod
@@ -78,37 +71,18 @@ class Labelled(ConditionalImages):
     def labels(self, batch: dict[str, Tensor]) -> Tensor:
         return batch["z1"]
 
-    def widths(self, structure: dict[str, Any] | None, parent: Parent | None) -> tuple[tuple[int, ...], int]:
-        """(U-Net widths, embedding width): the run's saved ones, the parent run's, the config's, or matched to
-        ``net.match_parameters`` (a search of about a second, done once when the run starts)."""
-        if structure is not None:
-            return tuple(structure["channels"]), int(structure["emb_dim"])
-        if parent is not None:
-            return tuple(parent.module.net.cfg.channels), parent.module.net.cfg.emb_dim
-        n = self.cfg.net
-        if not n.match_parameters:
-            return tuple(n.channels), n.emb_dim
-        from taxodiff.nets.unet import UNetConfig, matched_config
-
-        base = UNetConfig(
-            in_channels=self.source.image_shape()[0],
-            channels=n.channels,
-            blocks_per_level=n.blocks_per_level,
-            cond_dim=self.hierarchy.num_leaves,
-            emb_dim=n.emb_dim,
-            patch=n.patch,
-        )
-        got = matched_config(base, n.match_parameters)
-        return got.channels, got.emb_dim
-
     def build(self, structure: dict[str, Any] | None = None, parent: Parent | None = None) -> FamilyModule:
+        """The network at the run's own widths, the parent run's (a continual run: it inherits its weights), the
+        config's, or matched to net.match_parameters."""
         from taxodiff.families.module import FamilyModule
 
-        h = self.hierarchy
-        channels, emb_dim = self.widths(structure, parent)
-        net = images.unet(self.cfg, self.source.image_shape()[0], h.num_leaves, channels=channels, emb_dim=emb_dim)
         if parent is not None and structure is None:
+            pc = parent.module.net.cfg
+            structure = {"channels": list(pc.channels), "emb_dim": pc.emb_dim}
+            net = self.network(structure, self.cond_dim)
             self.inherit(net, parent)
+        else:
+            net = self.network(structure, self.cond_dim)
         return FamilyModule(self, {"net": net})
 
     def structure(self, module: FamilyModule) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from taxodiff.config.fields import choice, nonneg, positive, unit
 from taxodiff.config.schema import TrainConfig
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images
-from taxodiff.families.base import Commands, Family, Parent, Stage
+from taxodiff.families.base import Commands, Family, Parent, Roles, Stage
 from taxodiff.families.treevae.evaluation import ClusteringEvaluation
 from taxodiff.processes.choices import SAMPLERS
 
@@ -133,6 +133,11 @@ class TreeVAE(Family):
     grows: ClassVar[bool] = True  # splits and prunes in its phases (the plain VAE goes through them unchanged)
     evaluation: ClassVar[type] = ClusteringEvaluation
     commands: ClassVar[Commands] = Commands(flags=FLAGS, alias=True)
+    roles: ClassVar[Roles] = Roles(
+        coarse=True,
+        weights="unlabelled",
+        budget={"steps": "diffusion_steps", "batch_size": "diffusion_batch", "lr": "diffusion_lr"},
+    )
 
     @classmethod
     def check(cls, cfg: Any) -> None:
@@ -181,18 +186,23 @@ class TreeVAE(Family):
         )
         module = TreeVAEModule(self, TreeVAENet(cfg, tree))
         if structure and structure.get("refiner"):
-            self.add_refiner(module, int(structure["refiner"]["cond_dim"]))
+            self.add_refiner(module, int(structure["refiner"]["cond_dim"]), structure["refiner"])
         return module
 
-    def add_refiner(self, module: FamilyModule, cond_dim: int) -> None:
-        """The second stage's U-Net: image and leaf decoding in (2C channels), prediction out (C)."""
+    def add_refiner(self, module: FamilyModule, cond_dim: int, structure: dict[str, Any] | None = None) -> None:
+        """The second stage's U-Net: image and leaf decoding in (2C channels), prediction out (C); its widths the
+        config's, the run's own, or matched to net.match_parameters (the second stage alone: the tree's networks
+        grow in phases and are not matched)."""
         c = self.source.image_shape()[0]
-        module.add_module("refiner", images.unet(self.cfg, 2 * c, cond_dim, out_channels=c))
+        base = images.unet_config(self.cfg, 2 * c, cond_dim, out_channels=c)
+        channels, emb_dim = images.widths(self.cfg, base, structure)
+        module.add_module("refiner", images.unet(self.cfg, 2 * c, cond_dim, c, channels, emb_dim))
 
     def structure(self, module: FamilyModule) -> dict[str, Any]:
         out: dict[str, Any] = {"tree": module.vae.tree.to_json()}
         if hasattr(module, "refiner"):
-            out["refiner"] = {"cond_dim": module.refiner.cfg.cond_dim}
+            r = module.refiner.cfg
+            out["refiner"] = {"cond_dim": r.cond_dim, "channels": list(r.channels), "emb_dim": r.emb_dim}
         return out
 
     @cached_property
@@ -459,6 +469,7 @@ class VAE(TreeVAE):
     summary: ClassVar[str] = "TreeVAE's networks on one node, the same phases: the baseline Ward clusters"
     grows: ClassVar[bool] = False
     commands: ClassVar[Commands] = Commands(flags=FLAGS)
+    roles: ClassVar[Roles] = Roles()  # one node: no learned node answers a category
 
     @classmethod
     def check(cls, cfg: Any) -> None:

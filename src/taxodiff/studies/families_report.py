@@ -1,0 +1,267 @@
+"""The families study's summary, table, figure and findings, made from its rows.
+
+Rows of one group (regime, family, guidance scale) differ only by seed; every number is the mean over seeds
+with its sd and the seeds' bootstrap intervals (taxodiff.studies.seeds). A family is said to keep the modes'
+weights in a setting when no class is lost in any seed and the KL of every seed is within KL_MATCHED
+(taxodiff.metrics.modes); a family given the weights (it draws each sample's class from the class tree) is not
+credited with keeping them: its findings say so and read its class accuracy instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taxodiff import config as config_mod
+from taxodiff.config import RunConfig
+from taxodiff.metrics.modes import KL_MATCHED
+from taxodiff.studies import seeds
+from taxodiff.studies.seeds import shown
+
+KEYS = ("cell", "model", "guidance")
+
+
+def summarise(cfg: RunConfig, preset: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from taxodiff.data import get_source
+    from taxodiff.families import get_family
+    from taxodiff.families.base import WEIGHTS
+
+    source = get_source(cfg.data.source)(cfg)
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    groups = seeds.group_rows(rows, KEYS)
+    for g in groups:
+        mine = [r for r in rows if all(r.get(k) == g[k] for k in KEYS)]
+        g |= _costs(mine)
+    return {
+        "config": config_mod.to_dict(cfg),
+        "data": source.describe(),
+        "hierarchy_text": source.hierarchy.describe(),
+        "seeds": list(range(cfg.seed, cfg.seed + preset.seeds)),
+        "interval": seeds.interval_note(preset.seeds),
+        "cells": [{"name": c.name, "description": c.description} for c in preset.cells()],
+        "families": {
+            n: {"summary": get_family(n).summary, "weights": get_family(n).roles.weights, "phases": _phases(rows, n)}
+            for n in names
+        },
+        "weights": WEIGHTS,
+        "groups": groups,
+        "findings": findings(groups, names, {n: get_family(n).roles.weights for n in names}),
+    }
+
+
+def _costs(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Parameters, training seconds, sampling seconds per 1,000 images and network calls per image of a group."""
+    evals = rows[0].get("evaluations_per_image") or {}
+    nets = rows[0].get("networks") or {}
+    return {
+        "parameters": int(np.mean([r["parameters"] for r in rows])),
+        "networks": ", ".join(f"{k} {v:,}" for k, v in nets.items()) if len(nets) > 1 else "",
+        "train_seconds": seeds.mean_sd([r["train_seconds"] for r in rows], "{:.0f}"),
+        "sample_seconds": seeds.mean_sd([r.get("sample_seconds_per_1000") for r in rows], "{:.0f}"),
+        "evaluations": ", ".join(f"{k} {v:g}" for k, v in evals.items()),
+    }
+
+
+def _phases(rows: list[dict[str, Any]], name: str) -> str:
+    """The family's training phases as steps x batch, from its first run's config: the diffusion network's
+    budget and any phase of its own beside it."""
+    from taxodiff.families import get_family
+
+    run = next(r for r in rows if r["model"] == name)
+    cfg = config_mod.read_yaml(Path(run["run_dir"]) / "config.yaml")
+    fam = get_family(name)(config_mod.resolve(cfg))
+    stages = fam.stages()
+    batch = fam.cfg.train.batch_size
+    if len(stages) == 1:
+        return f"{stages[0].steps:,} x {stages[0].batch_size or batch}"
+    last, before = stages[-1], stages[:-1]
+    own = sum(s.steps for s in before)
+    return (
+        f"{last.steps:,} x {last.batch_size or batch}, after {len(before)} phases of its own ({own:,} steps x {batch})"
+    )
+
+
+# -- findings -----------------------------------------------------------------------------------------------
+def kept(g: dict[str, Any]) -> bool:
+    """No class lost in any seed and every seed's KL within KL_MATCHED (one seed: its bootstrap interval's lower
+    bound)."""
+    if any(lost for v in g["categories"].values() for lost in v["lost_in_seeds"]):
+        return False
+    return (g.get("kl_ci") or [g["kl"]])[1 if len(g["seeds"]) > 1 else 0] <= KL_MATCHED
+
+
+def findings(groups: list[dict[str, Any]], names: list[str], weights: dict[str, str]) -> list[str]:
+    out = []
+    cells = list(dict.fromkeys(g["cell"] for g in groups))
+    learners = [n for n in names if weights[n] != "given"]
+    for cell in cells:
+        for w in sorted({g["guidance"] or 0.0 for g in groups if g["cell"] == cell}):
+            at = [g for g in groups if g["cell"] == cell and (g["guidance"] or 0.0) == w and g["model"] in learners]
+            out.append(_setting_line(cell, w, at, groups))
+    everywhere = [n for n in learners if all(kept(g) for g in groups if g["model"] == n)]
+    if everywhere:
+        out.append(f"Kept the modes' weights in every regime and setting, every seed: {', '.join(everywhere)}.")
+    else:
+        out.append("No family that learns the weights (or finds them without labels) kept them everywhere.")
+    given = [n for n in names if weights[n] == "given"]
+    if given:
+        out.append(_given_line(given, groups))
+    out.append(_pixels_line(groups, names))
+    return out
+
+
+def _setting_line(cell: str, w: float, at: list[dict[str, Any]], groups: list[dict[str, Any]]) -> str:
+    ok = [g["model"] for g in at if kept(g)]
+    not_ok = [f"{g['model']} ({status(g)})" for g in at if not kept(g)]
+    text = f"{cell.capitalize()}, guidance {w:g} (families without guidance unguided): "
+    text += f"kept the weights in every seed: {', '.join(ok) or 'none'}"
+    return text + (f"; did not: {'; '.join(not_ok)}." if not_ok else ".")
+
+
+def status(g: dict[str, Any]) -> str:
+    """Why a group did not keep the weights, in a few words, with its KL."""
+    n = len(g["seeds"])
+    k = sum(any(v["lost_in_seeds"][i] for v in g["categories"].values()) for i in range(n))
+    what = f"a class lost in {k} of {n} seeds" if k else f"mis-weighted beyond KL {KL_MATCHED}"
+    return f"{what}, KL {shown(g, 'kl')}, off-category {shown(g, 'off_category')}"
+
+
+def _given_line(given: list[str], groups: list[dict[str, Any]]) -> str:
+    parts = []
+    for n in given:
+        mine = [g for g in groups if g["model"] == n]
+        acc = seeds.mean_sd([g.get("class_accuracy") for g in mine], "{:.3f}")
+        kl = seeds.mean_sd([g["kl"] for g in mine], "{:.4f}")
+        parts.append(f"{n} (KL {kl} over its settings, class accuracy {acc})")
+    return (
+        "Given the weights (each sample's class drawn from the class tree, so the proportions cannot be "
+        "mis-learned; what their KL measures is whether the images are the classes asked): " + "; ".join(parts) + "."
+    )
+
+
+def _pixels_line(groups: list[dict[str, Any]], names: list[str]) -> str:
+    parts = []
+    for n in names:
+        mine = [g for g in groups if g["model"] == n and (g["guidance"] or 0.0) == 0 and g["cell"] == "reference"]
+        if mine and "pixel_swd" in mine[0]:
+            g = mine[0]
+            parts.append(f"{n} {g['pixel_swd'] / g['pixel_swd_data']:.2f}x")
+    return "Pixel SWD against the data's own, reference regime, unguided (lower is better): " + ", ".join(parts) + "."
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+HEAD = [
+    "family",
+    "weights",
+    "guidance",
+    "coverage",
+    "KL (nats)",
+    "classes lost",
+    "off-category",
+    "class accuracy / fidelity",
+    "pixel SWD (data)",
+    "recall",
+    "within-subtype Vendi",
+    "parameters",
+    "training (steps x batch)",
+    "train s",
+    "sample s / 1,000",
+    "network calls / image",
+]
+
+
+def _lost(g: dict[str, Any]) -> str:
+    n = len(g["seeds"])
+    k = sum(any(v["lost_in_seeds"][i] for v in g["categories"].values()) for i in range(n))
+    return f"{k} of {n}"
+
+
+def _row(g: dict[str, Any], fam: dict[str, Any]) -> list[str]:
+    acc = shown(g, "fidelity") if "fidelity" in g else shown(g, "class_accuracy")
+    return [
+        g["model"],
+        fam["weights"],
+        "-" if g["guidance"] is None else f"{g['guidance']:g}",
+        shown(g, "coverage", ".2f"),
+        shown(g, "kl", ".4f"),
+        _lost(g),
+        shown(g, "off_category"),
+        acc,
+        f"{shown(g, 'pixel_swd', '.1f')} ({g['pixel_swd_data']:.1f})" if "pixel_swd" in g else "n/a",
+        shown(g, "recall"),
+        shown(g, "within_subtype_ratio"),
+        f"{g['parameters']:,}" + (f" ({g['networks']})" if g["networks"] else ""),
+        fam["phases"],
+        g["train_seconds"],
+        g["sample_seconds"],
+        g["evaluations"],
+    ]
+
+
+def table(summary: dict[str, Any], cell: str) -> tuple[list[str], list[list[str]]]:
+    body = [_row(g, summary["families"][g["model"]]) for g in summary["groups"] if g["cell"] == cell]
+    return HEAD, body
+
+
+def figure(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> Path:
+    """KL against pixel SWD, one point per family, guidance scale and seed, a panel per regime."""
+    from taxodiff.report.figures import pyplot, save
+
+    plt = pyplot()
+    cells = [c["name"] for c in summary["cells"]]
+    names = list(summary["families"])
+    fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 4.2), squeeze=False)
+    for ax, cell in zip(axes[0], cells, strict=True):
+        for i, name in enumerate(names):
+            for r in (r for r in rows if r["cell"] == cell and r["model"] == name and "pixel_swd" in r):
+                marker = "o" if not r.get("guidance") else "^"
+                ax.scatter(r["pixel_swd"], r["kl"], color=f"C{i}", marker=marker, s=28, alpha=0.8)
+        for i, name in enumerate(names):
+            ax.scatter([], [], color=f"C{i}", label=name)
+        ax.scatter([], [], color="0.4", marker="^", label="guided")
+        ax.axhline(KL_MATCHED, color="0.5", lw=0.8, ls=":")
+        ax.set(xlabel="pixel SWD (lower: closer to the data's pixels)", ylabel="KL(p_data || p_model), nats")
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_title(f"{cell}: one point per family, guidance and seed", fontsize=10)
+        ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def report(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[tuple[str, Any]]:
+    """The figure (under ``out/figures``) and the report's blocks."""
+    figure(rows, summary, out / "figures" / "kl_vs_pixels.png")
+    cfg = summary["config"]
+    b: list[tuple[str, Any]] = [
+        ("h1", "Every family on the same question: " + ", ".join(summary["families"])),
+        ("p", _setup(summary)),
+        ("h2", "Findings"),
+        *[("p", f) for f in summary["findings"]],
+    ]
+    for c in summary["cells"]:
+        b += [("h2", f"{c['name'].capitalize()}: {c['description']}"), ("table", table(summary, c["name"]))]
+    b += [
+        ("img", ("figures/kl_vs_pixels.png", "KL against pixel SWD")),
+        ("h2", "What each family is given"),
+        *[("p", f"{k}: {v}.") for k, v in summary["weights"].items()],
+        ("h2", "Samples (first seed, reference regime, unguided)"),
+    ]
+    for r in rows:
+        if r["cell"] == "reference" and r["seed"] == summary["seeds"][0] and not r.get("guidance"):
+            grid = os.path.relpath(Path(r["run_dir"]) / "figures" / f"samples_{r['tag']}.png", out)
+            b += [("h3", r["model"]), ("img", (grid, f"{r['model']} samples"))]
+    return b + [("p", f"Every number is in `results.jsonl` and `summary.json`; sampler {cfg['sample']['sampler']}.")]
+
+
+def _setup(summary: dict[str, Any]) -> str:
+    cfg = summary["config"]
+    models = "; ".join(f"{n}: {f['summary']}" for n, f in summary["families"].items())
+    return (
+        f"Data: {summary['data']}. Class tree: " + "; ".join(summary["hierarchy_text"].splitlines()) + ". "
+        f"Seeds {summary['seeds']}: {summary['interval']}. Every family is matched to the baseline's parameter "
+        "count, every diffusion network trains for the same steps of the same batch and samples with "
+        f"{cfg['sample']['sampler']} in {cfg['sample']['steps']} steps. Families: {models}. Study time "
+        f"{summary['seconds'] / 60:.1f} min (every call summed)."
+    )
