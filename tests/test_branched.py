@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from taxodiff.errors import TaxodiffError
-from taxodiff.families.branched.net import BranchedUNet, parameter_count
+from taxodiff.families.branched.net import BranchedUNet, BranchUNets, parameter_count
 from taxodiff.families.branched.tree import BranchedTree, Segment
-from taxodiff.nets.unet import UNetConfig, matched_config
+from taxodiff.nets.unet import UNet, UNetConfig, matched_config, unet_parameters
 from tests.conftest import ROOT, TINY
 
 DIGITS = ROOT / "tests" / "configs" / "tiny_digits.yaml"
@@ -24,9 +24,14 @@ def _randomise(net: torch.nn.Module) -> None:
         torch.nn.init.normal_(p, std=0.2)
 
 
-@pytest.mark.parametrize(("head_levels", "codes"), [(1, False), (2, False), (1, True)])
-def test_a_mixed_batch_equals_each_head_on_its_own_rows(head_levels: int, codes: bool) -> None:
-    net = BranchedUNet(CFG, heads=3, head_levels=head_levels, codes=codes).eval()
+# (head_levels, codes, whole): a trunk with one or two up levels per head, with branch codes, a whole U-Net each
+NETS = [(1, False, False), (2, False, False), (1, True, False), (1, False, True)]
+
+
+@pytest.mark.parametrize(("head_levels", "codes", "whole"), NETS)
+def test_a_mixed_batch_equals_each_head_on_its_own_rows(head_levels: int, codes: bool, whole: bool) -> None:
+    net = BranchUNets(CFG, 3) if whole else BranchedUNet(CFG, heads=3, head_levels=head_levels, codes=codes)
+    net = net.eval()
     _randomise(net)
     x, t = torch.randn(6, 1, 8, 8), torch.tensor([5, 900, 40, 40, 300, 7])
     head = torch.tensor([2, 0, 1, 2, 0, 1])
@@ -35,9 +40,23 @@ def test_a_mixed_batch_equals_each_head_on_its_own_rows(head_levels: int, codes:
         rows = head == k
         assert torch.allclose(mixed[rows], net(x[rows], t[rows], head[rows]), atol=1e-5)
     assert not torch.allclose(net(x, t, torch.zeros_like(head)), net(x, t, torch.ones_like(head)))
-    assert parameter_count(CFG, 3, head_levels, codes) == sum(p.numel() for p in net.parameters())
+    assert parameter_count(CFG, 3, head_levels, codes, whole) == sum(p.numel() for p in net.parameters())
     k = net.add_head(like=1)
     assert torch.equal(net(x, t, torch.full_like(head, k)), net(x, t, torch.ones_like(head)))
+
+
+def test_whole_networks_per_branch_share_nothing() -> None:
+    """net.branch_network: whole: branch k's rows go through its own U-Net only; nothing else has parameters."""
+    from dataclasses import replace
+
+    net = BranchUNets(CFG, heads=3).eval()
+    _randomise(net)
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([5, 900, 40, 7])
+    alone = net.heads[2](x, t, torch.zeros(4, 1))
+    assert torch.equal(net(x, t, torch.full((4,), 2)), alone)
+    assert all(isinstance(h, UNet) for h in net.heads) and all(k.startswith("heads.") for k in net.state_dict())
+    count = parameter_count(CFG, 3, whole=True)
+    assert count == 3 * unet_parameters(replace(CFG, cond_dim=1)) > parameter_count(CFG, 3, head_levels=2)
 
 
 def test_matched_widths_are_the_nearest_count() -> None:

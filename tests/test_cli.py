@@ -219,3 +219,17 @@ def test_unreadable_config_files_are_one_line(tmp_path, content):
 def test_set_and_dry_run(tmp_path):
     p = run("train", "--config", TINY, "--set", "train.steps=7", "--set", "net.channels=[16, 16]", "--dry-run")
     assert p.returncode == 0 and "steps: 7" in p.stdout and "- 16" in p.stdout, p.stderr
+
+
+def test_profile_prints_where_the_seconds_went(tmp_path):
+    """--profile: the table of parts (nested) on stderr, each part's seconds at most its parent's."""
+    p = run("train", "--config", TINY, "--run-dir", tmp_path / "r", "--quiet", "--profile", "--device", "cpu")
+    assert p.returncode == 0, p.stderr
+    p = run("evaluate", "--run-dir", tmp_path / "r", "--quiet", "--profile")
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.strip().splitlines()
+    table = lines[lines.index(next(x for x in lines if x.startswith("part"))) :]
+    parts = {x[:48].strip(): float(x[55:65]) for x in table[1:]}
+    assert {"evaluate", "classifier", "modes (bootstrap)", "PRDC", "whole command"} <= parts.keys()
+    assert parts["classifier"] <= parts["evaluate"] <= parts["whole command"]
+    assert "  classifier" in "\n".join(table)  # nested under evaluate

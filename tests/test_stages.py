@@ -133,14 +133,27 @@ def test_resume_across_stages_equals_one_run(tmp_path, split):
 
 
 def test_frozen_parameters_do_not_move(tmp_path):
+    """Frozen at step 3, a takes its average then and keeps it."""
     api.train(_cfg("toy-growing"), tmp_path / "run", progress=False)
-    first = runs.load_checkpoint(tmp_path / "run" / "checkpoints" / "step-000003", ("model",))[0]["model"]
+    first = runs.load_checkpoint(tmp_path / "run" / "checkpoints" / "step-000003", ("ema",))[0]["ema"]
     last = _weights(tmp_path / "run")
     assert torch.equal(first["a.weight"], last["a.weight"])
     loaded = api.load(tmp_path / "run")
     assert hasattr(loaded.module, "b") and torch.equal(
         loaded.module.b.weight, _weights(tmp_path / "run", "ema")["b.weight"]
     )
+
+
+def test_a_frozen_network_keeps_its_average(tmp_path):
+    """Stage "grow" freezes a: from then on a is its average at the end of stage "first", in the weights b trains
+    against and in the EMA a loaded run uses (diffusers' EMAModel would copy a's raw weights into its average)."""
+    api.train(_cfg("toy-growing", **{"train.ema_decay": 0.5}), tmp_path / "run", progress=False)
+    at3 = runs.load_checkpoint(tmp_path / "run" / "checkpoints" / "step-000003", ("model", "ema"))[0]
+    raw, ema = _weights(tmp_path / "run"), _weights(tmp_path / "run", "ema")
+    assert not torch.equal(at3["ema"]["a.weight"], at3["model"]["a.weight"])  # the average lags the weights
+    assert torch.equal(ema["a.weight"], at3["ema"]["a.weight"]) and torch.equal(raw["a.weight"], ema["a.weight"])
+    assert torch.equal(api.load(tmp_path / "run").module.a.weight, at3["ema"]["a.weight"])
+    assert not torch.equal(ema["b.weight"], raw["b.weight"])  # the trained part is averaged as before
 
 
 def test_a_child_run_uses_its_frozen_parent(tmp_path):

@@ -176,6 +176,9 @@ class _Images:
     def __len__(self) -> int:
         return len(self.images)
 
+    def rows(self, idx):  # type: ignore[no-untyped-def]
+        return self.images[idx]
+
 
 def _route_root(net: TreeVAENet, p_left: float) -> None:
     """Make the root's inference router send every image left with probability p_left."""

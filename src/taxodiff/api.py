@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from taxodiff import config, runs, seeds
 from taxodiff.config import RunConfig, legacy
 from taxodiff.errors import TaxodiffError
+from taxodiff.profiling import timed
 from taxodiff.runs import stored_config
 
 if TYPE_CHECKING:
@@ -96,14 +97,16 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = True, progress: bo
     previous = runs.read_json(latest / "state.json") if latest else {}
     parent = load_parent(cfg, previous.get("parent"), resolve_device(cfg.device)) if cfg.parent else None
     module = build(family, previous.get("structure"), parent)
-    data = family.train_set()
+    with timed("data"):
+        data = family.train_set()
     state: dict[str, Any] = {"config": config.to_dict(cfg), "family": cfg.model, "source": cfg.data.source}
     if parent is not None:
         state["parent"] = {"run_dir": str(parent.run_dir), "step": parent.step, "digest": parent.digest}
     trainer = Trainer(family, module, data, run_dir, state)
     if trainer.is_main:
         runs.atomic_write(run_dir / "config.yaml", config.dump_yaml(cfg))
-    result = trainer.train(resume=resume, progress=progress)
+    with timed("train"):
+        result = trainer.train(resume=resume, progress=progress)
     return _summary(run_dir, cfg, trainer, result)
 
 
@@ -215,13 +218,14 @@ def _draw(run: Loaded, run_dir: Path, seed: int | None, progress: bool) -> tuple
 
     fam = run.family
     root = seeds.derive(run.cfg.seed if seed is None else seed, "sample")
-    with _Cost(run.module) as cost:
+    with _Cost(run.module) as cost, timed("sample"):
         samples = fam.generate(run.module, run.cfg.sample, root, progress)
     samples["step"] = torch.tensor([run.step])  # which checkpoint drew them
     cost.per_image(_count(samples))
     tag = sample_tag(fam, seed)
     path = runs.save_samples(run_dir, tag, samples, _settings(run.cfg), cost.record)
-    fam.figures(run.module, run_dir, samples, tag)
+    with timed("figures"):
+        fam.figures(run.module, run_dir, samples, tag)
     return path, samples
 
 
@@ -244,7 +248,8 @@ def evaluate(
     expected = run.family.sample_count(run.cfg.sample)  # None: it depends on the trained model
     if not fresh or (expected is not None and expected != _count(samples)):
         path, samples = _draw(run, run_dir, seed, progress)  # none saved, or from another checkpoint
-    result = {"tag": tag, **run.family.evaluate(run.module, samples, progress)}
+    with timed("evaluate"):
+        result = {"tag": tag, **run.family.evaluate(run.module, samples, progress)}
     result["cost"] = runs.samples_cost(path)  # seconds and network calls per image of drawing them
     evals["evaluations"][tag] = result
     runs.write_json(run_dir / "eval.json", evals)
@@ -312,6 +317,72 @@ def describe(result: dict[str, Any], model: str) -> str:
     from taxodiff.families import get_family
 
     return get_family(model).evaluation(result).describe()
+
+
+# -- samples of any generator ---------------------------------------------------------------------------------
+def audit(
+    cfg: RunConfig, samples: str | Path, out: str | Path, device: str | None = None, progress: bool = True
+) -> dict:
+    """Score images any generator made (a folder per asked category, or a safetensors file) against ``cfg``'s
+    labelled source: ``out/eval.json``, a grid and a report, written after every check and the scoring."""
+    from taxodiff.data import get_source
+    from taxodiff.evaluate import audit as audit_mod
+    from taxodiff.evaluate.images import score
+    from taxodiff.report import figures, pages
+    from taxodiff.train.distributed import resolve_device
+
+    source_cls = get_source(cfg.data.source)
+    if source_cls.kind != "images":
+        raise TaxodiffError(
+            f"data.source = {cfg.data.source!r} is invalid for an audit: allowed are image sources with labels"
+        )
+    source = source_cls(cfg)
+    source.check()
+    h = source.hierarchy
+    found = audit_mod.read_samples(Path(samples), h, source.image_shape())
+    result, _ = score(source, found, resolve_device(device or "auto"), progress)
+    result = {"tag": Path(samples).name, "model": "audit", "samples": str(Path(samples).resolve()), **result}
+    out = Path(out)
+    grid = figures.category_grid(
+        found["images"].numpy(),
+        found["z2"].numpy(),
+        h.category_names,
+        out / "figures" / "samples.png",
+        "audited samples",
+    )
+    runs.write_json(out / "eval.json", {"evaluations": {"audit": result}})
+    blocks = audit_mod.report(result, h, str(samples), str(grid.relative_to(out)), source.describe())
+    pages.write_pages(out, blocks, "taxodiff audit")
+    return result
+
+
+def export(run_dir: str | Path, tag: str | None, out: str | Path) -> tuple[Path, int]:
+    """A run's samples (``tag``, default: the run's only or default samples) as the audit's folder layout."""
+    from taxodiff.evaluate.audit import export_samples
+    from taxodiff.families import get_family
+
+    run_dir = Path(run_dir)
+    _, cfg, _ = stored_config(run_dir)
+    tags = sorted(p.stem for p in (run_dir / "samples").glob("*.safetensors"))
+    if not tags:
+        raise TaxodiffError(f"run {str(run_dir)!r} has no samples: draw them first (taxodiff sample or evaluate)")
+    if tag is None:
+        default = sample_tag(get_family(cfg.model)(cfg), None)
+        tag = default if default in tags else (tags[0] if len(tags) == 1 else None)
+        if tag is None:
+            raise TaxodiffError(
+                f"run {str(run_dir)!r} has several samples files: choose one with --tag ({', '.join(tags)})"
+            )
+    if tag not in tags:
+        raise TaxodiffError(f"--tag {tag!r} is not a samples file of {str(run_dir)!r}: allowed are {', '.join(tags)}")
+    samples = runs.load_samples(run_dir / "samples" / f"{tag}.safetensors")
+    if "images" not in samples or "z2" not in samples:
+        raise TaxodiffError(
+            f"samples {tag!r} of {str(run_dir)!r} are not images asked by category (no 'images' and 'z2'): allowed "
+            "are image samples of a category request"
+        )
+    h = get_family(cfg.model)(cfg).hierarchy
+    return Path(out), export_samples(samples, h, Path(out))
 
 
 # -- data ---------------------------------------------------------------------------------------------------

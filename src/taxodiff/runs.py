@@ -28,6 +28,12 @@ from taxodiff.errors import TaxodiffError
 FORMAT = "taxodiff-checkpoint-1"
 
 
+def cache_dir() -> Path:
+    """Where derived data are cached (trained domain classifiers, decoded image sets): ``TAXODIFF_CACHE``, or
+    ~/.cache/taxodiff."""
+    return Path(os.environ.get("TAXODIFF_CACHE", Path.home() / ".cache" / "taxodiff"))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -1,7 +1,8 @@
 """Command line: parse, build configs, call the library (taxodiff.api, the studies). Heavy imports happen
 inside the commands; every error of the user's making is one line and exit code 2.
 
-    taxodiff data preview | train | sample | evaluate | demo | study <name> | <family> train|sample|evaluate
+    taxodiff data preview | train | sample | evaluate | audit | export | demo | study <name>
+    taxodiff <family> train|sample|evaluate
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from taxodiff.errors import TaxodiffError
 
 
 def main(argv: list[str] | None = None) -> int:
+    from taxodiff import profiling
     from taxodiff.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "profile", False):
+        profiling.enable()
     try:
         return _dispatch(args)
     except TaxodiffError as e:
@@ -29,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (| head): nothing more to say
         sys.stderr.close()
         return 0
+    finally:
+        if profiling.enabled() and not sys.stderr.closed:
+            print(profiling.table(), file=sys.stderr)
 
 
 def _keys(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,6 +68,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _add_class(args)
     if command == "demo":
         return _demo(args)
+    if command == "audit":
+        return _audit(args)
+    if command == "export":
+        from taxodiff import api
+
+        out, n = api.export(args.run_dir, args.tag, args.out)
+        print(f"{n:,} images written to {out}")
+        return 0
     if command == "study":
         return _study(args)
     raise AssertionError(command)
@@ -115,6 +130,21 @@ def _sample(args: argparse.Namespace, command: str) -> int:
     result = api.evaluate(args.run_dir, overrides, args.seed, args.device, not args.quiet)
     print(api.describe(result, result["model"]))
     print(args.run_dir / "eval.json")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from taxodiff import api
+
+    if args.config is None:
+        raise TaxodiffError(
+            "--config is missing: give the config naming the data source (with class labels) and its class tree"
+        )
+    from taxodiff.evaluate.results import ImageEvaluation
+
+    result = api.audit(_config(args), args.samples, args.out, args.device, not args.quiet)
+    print(ImageEvaluation(result).describe())
+    print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; scores: {args.out / 'eval.json'}")
     return 0
 
 

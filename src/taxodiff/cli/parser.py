@@ -35,6 +35,7 @@ def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
     p.add_argument("--seed", type=value_type("seed"), help="root seed (default: the config's, 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--profile", action="store_true", help="print where the seconds went (stderr) at the end")
 
 
 def _key_flags(p: argparse.ArgumentParser, verb: str, only: dict[str, tuple[str, str]] | None = None) -> None:
@@ -134,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     for fam in FAMILIES.all():
         for verb in fam.commands.verbs:
             _verb(sub, verb)
+
+    au = sub.add_parser("audit", help="score images any generator made against a data source with class labels")
+    _common(au)
+    au.add_argument("--samples", type=Path, required=True, help="a folder per asked category, or a safetensors file")
+    au.add_argument("--out", type=Path, default=Path("runs/audit"), help="eval.json, report and figures go here")
+    ex = sub.add_parser("export", help="write a run's samples as PNG files, a folder per asked category")
+    ex.add_argument("--run-dir", type=Path, required=True)
+    ex.add_argument("--tag", help="which samples file (default: the run's default samples)")
+    ex.add_argument("--out", type=Path, required=True, help="a new folder")
 
     demo = sub.add_parser("demo", help="train the compared families, sample, evaluate, write a report")
     _common(demo)

@@ -24,6 +24,10 @@ SOURCES: Registry[type[DataSource]] = Registry(
         "digits": "taxodiff.data.real.digits:Digits",
         "mnist": "taxodiff.data.real.mnist:MNISTSubset",
         "idx": "taxodiff.data.real.idx:IdxFiles",
+        "imagefolder": "taxodiff.data.real.folder:ImageFolder",
+        "cifar10": "taxodiff.data.real.cifar:Cifar10",
+        "cifar100": "taxodiff.data.real.cifar:Cifar100",
+        "hf": "taxodiff.data.real.hf:HFDataset",
     },
 )
 

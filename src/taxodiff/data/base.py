@@ -22,29 +22,56 @@ if TYPE_CHECKING:
 
 @dataclass
 class ImageBatch:
-    """Images in [-1, 1] with their ground truth; all tensors share the first dimension."""
+    """Images with their ground truth; all tensors share the first dimension.
 
-    images: Tensor  # (N, C, H, W) float32 in [-1, 1]
+    ``pixels`` are stored as the source gives them: float32 in [-1, 1], or uint8 in [0, 255] (real data sets:
+    a quarter of the memory), converted per batch. ``images`` and :meth:`rows` always give float32 in [-1, 1].
+    """
+
+    pixels: Tensor  # (N, C, H, W) float32 in [-1, 1] or uint8
     z2: Tensor  # (N,) category index (the condition level of the class tree)
     z1: Tensor  # (N,) leaf index
     z0: Tensor | None = None  # (N, k) style factors, where the data has them (synthetic images)
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.pixels.shape[0]
+
+    @property
+    def images(self) -> Tensor:
+        """Every image, float32 in [-1, 1] (a converted copy where they are stored as bytes)."""
+        return as_float(self.pixels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of an image."""
+        return tuple(self.pixels.shape[1:])  # type: ignore[return-value]
+
+    def rows(self, idx: Any) -> Tensor:
+        """The images at ``idx`` (indices or a slice), float32 in [-1, 1]."""
+        return as_float(self.pixels[idx])
 
     def batch(self, idx: Tensor) -> dict[str, Tensor]:
         """What a model's loss reads (the trainer's dataset protocol)."""
-        return {"images": self.images[idx], "z2": self.z2[idx], "z1": self.z1[idx]}
+        return {"images": self.rows(idx), "z2": self.z2[idx], "z1": self.z1[idx]}
 
     def subset(self, idx: Tensor) -> ImageBatch:
-        return ImageBatch(self.images[idx], self.z2[idx], self.z1[idx], None if self.z0 is None else self.z0[idx])
+        return ImageBatch(self.pixels[idx], self.z2[idx], self.z1[idx], None if self.z0 is None else self.z0[idx])
 
     @staticmethod
     def cat(parts: list[ImageBatch]) -> ImageBatch:
         import torch
 
         z0 = None if any(p.z0 is None for p in parts) else torch.cat([p.z0 for p in parts])  # type: ignore[misc]
-        return ImageBatch(*(torch.cat([getattr(p, f) for p in parts]) for f in ("images", "z2", "z1")), z0)
+        same = len({p.pixels.dtype for p in parts}) == 1
+        pixels = torch.cat([p.pixels if same else p.images for p in parts])
+        return ImageBatch(pixels, *(torch.cat([getattr(p, f) for p in parts]) for f in ("z2", "z1")), z0)
+
+
+def as_float(pixels: Tensor) -> Tensor:
+    """Stored pixels as float32 in [-1, 1]: bytes map 0 -> -1 and 255 -> 1 (as samples are read back)."""
+    import torch
+
+    return pixels.float() / 127.5 - 1 if pixels.dtype == torch.uint8 else pixels
 
 
 @dataclass

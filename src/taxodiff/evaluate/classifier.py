@@ -16,7 +16,6 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,10 +47,6 @@ class ClassifierData:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("TAXODIFF_CACHE", Path.home() / ".cache" / "taxodiff"))
-
-
 def classifier_data(source: DataSource) -> ClassifierData:
     train, test, key = source.classifier_sets()
     style = getattr(source, "style_targets", None) if train.z0 is not None else None
@@ -63,7 +58,7 @@ def classifier_data(source: DataSource) -> ClassifierData:
 def _net_config(d: ClassifierData) -> ClassifierConfig:
     style_dim = 0 if d.style is None else int(d.style(d.train.subset(torch.arange(1))).shape[1])
     return ClassifierConfig(
-        in_channels=d.train.images.shape[1], num_classes=len(d.classes), width=d.width, style_dim=style_dim
+        in_channels=d.train.shape[0], num_classes=len(d.classes), width=d.width, style_dim=style_dim
     )
 
 
@@ -87,7 +82,7 @@ def train_classifier(d: ClassifierData, device: torch.device, progress: bool = T
         perm = torch.randperm(n, generator=gen)
         for i in range(n // bs):
             idx = perm[i * bs : (i + 1) * bs]
-            feats = net.embed(corrupt(d.train.images[idx], gen).to(device))
+            feats = net.embed(corrupt(d.train.rows(idx), gen).to(device))
             loss = F.cross_entropy(net.head(feats), d.train.z1[idx].to(device))
             if targets is not None:
                 loss = loss + F.mse_loss(net.style_head(feats), targets[idx].to(device))
@@ -102,7 +97,7 @@ def train_classifier(d: ClassifierData, device: torch.device, progress: bool = T
     if d.style is not None:
         with torch.no_grad():
             pred = torch.cat(
-                [net.style(d.test.images[i : i + 512].to(device)).cpu() for i in range(0, len(d.test), 512)]
+                [net.style(d.test.rows(slice(i, i + 512)).to(device)).cpu() for i in range(0, len(d.test), 512)]
             )
         truth = d.style(d.test)
         scores["style_r2"] = float((1 - ((pred - truth) ** 2).mean(0) / truth.var(0)).mean())
@@ -138,7 +133,7 @@ def load_or_train(d: ClassifierData, device: torch.device, progress: bool = True
     from safetensors.torch import load_file, save_file
 
     key = d.digest()
-    folder = cache_dir() / "classifiers" / key
+    folder = runs.cache_dir() / "classifiers" / key
     cfg = _net_config(d)
     if (folder / "info.json").exists() and (folder / "model.safetensors").exists():
         info = runs.read_json(folder / "info.json")

@@ -13,17 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from taxodiff.data.base import DataSource, ImageBatch
+from taxodiff.data.base import DataSource, ImageBatch, as_float
 from taxodiff.evaluate.classifier import domain_classifier, embed, predict
 from taxodiff.metrics.features import feature_metrics
 from taxodiff.metrics.memorisation import memorisation
 from taxodiff.metrics.modes import ModeSettings, mode_metrics
 from taxodiff.metrics.swd import swd
+from taxodiff.profiling import timed
 
-
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float in [-1, 1]."""
-    return images.float() / 127.5 - 1
+to_unit = as_float  # uint8 images -> float in [-1, 1], as the training data's bytes are read
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -43,14 +41,18 @@ def score(
     source: DataSource, samples: dict[str, torch.Tensor], device: torch.device, progress: bool = True
 ) -> tuple[dict[str, Any], np.ndarray]:
     """(metrics of the images in ``samples``: uint8 "images" and asked categories "z2", assigned leaves)."""
-    classifier, info = domain_classifier(source, device, progress)
+    with timed("classifier"):
+        classifier, info = domain_classifier(source, device, progress)
     h = source.hierarchy
     images = to_unit(samples["images"])
-    pred = predict(classifier, images).numpy()
+    with timed("assign classes"):
+        pred = predict(classifier, images).numpy()
     z2 = samples["z2"].numpy()
+    with timed("modes (bootstrap)"):
+        modes = mode_metrics(h, z2, pred, settings(source))
     out: dict[str, Any] = {
         "classifier": info,
-        "images": mode_metrics(h, z2, pred, settings(source)),
+        "images": modes,
         "predicted": np.bincount(pred, minlength=h.num_leaves).tolist(),
     }
     asked = samples["leaf"].numpy() if "leaf" in samples else None
@@ -73,16 +75,24 @@ def sample_set_metrics(
     given the class ``asked`` of every sample, per class: the share the classifier puts there and the Fréchet
     distance to the held-out images of that class."""
     h = source.hierarchy
-    ref = source.reference(np.bincount(z2, minlength=h.num_categories).tolist())
-    fake, real = embed(net, images).numpy(), embed(net, ref.images).numpy()
-    out = feature_metrics(h, fake, z2, pred, real, ref.z2.numpy(), ref.z1.numpy(), source.cfg.eval.prdc_k)
+    with timed("reference images"):
+        ref = source.reference(np.bincount(z2, minlength=h.num_categories).tolist())
+    with timed("embed"):
+        fake, real = embed(net, images).numpy(), embed(net, ref.images).numpy()
+    with timed("features (PRDC, Frechet, Vendi)"):
+        out = feature_metrics(h, fake, z2, pred, real, ref.z2.numpy(), ref.z1.numpy(), source.cfg.eval.prdc_k)
     if asked is not None:
         # a reference that does not depend on what was asked: up to CLASS_REFERENCE held-out images per category
-        own = source.reference([CLASS_REFERENCE] * h.num_categories)
-        out["classes"] = per_class(h.leaf_names, asked, pred, fake, embed(net, own.images).numpy(), own.z1.numpy())
-    train = source.train_set()
-    out["memorisation"] = memorisation(images, train.images, source.cfg.eval.memorisation_ratio)
-    out["pixels"] = pixel_quality(images, z2, ref, train)
+        with timed("per-class Frechet"):
+            own = source.reference([CLASS_REFERENCE] * h.num_categories)
+            own_features = embed(net, own.images).numpy()
+            out["classes"] = per_class(h.leaf_names, asked, pred, fake, own_features, own.z1.numpy())
+    with timed("training images"):
+        train = source.train_set()
+    with timed("memorisation"):
+        out["memorisation"] = memorisation(images, train.images, source.cfg.eval.memorisation_ratio)
+    with timed("pixel SWD"):
+        out["pixels"] = pixel_quality(images, z2, ref, train)
     return out
 
 
@@ -110,6 +120,6 @@ def pixel_quality(images: torch.Tensor, z2: np.ndarray, ref: ImageBatch, train: 
     for c, n in enumerate(np.bincount(z2).tolist()):
         rows = torch.nonzero(train.z2 == c).flatten()
         picks.append(rows[torch.randperm(len(rows), generator=gen)[: min(n, len(rows))]])
-    data = train.images[torch.cat(picks)]
+    data = train.rows(torch.cat(picks))
     model, own = swd(images, ref.images), swd(data, ref.images)
     return {**model, "swd_data": own["swd"], "levels_data": own["levels"]}

@@ -17,15 +17,19 @@ from taxodiff.hierarchy import Hierarchy
 from taxodiff.metrics.frechet import frechet_distance
 from taxodiff.metrics.prdc import prdc
 from taxodiff.metrics.vendi import vendi_by_group, vendi_score
+from taxodiff.profiling import timed
 
 
 def _set_metrics(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float | None]:
     out: dict[str, float | None] = {key: None for key in ("precision", "recall", "density", "coverage")}
-    if min(len(real), len(fake)) > k:
-        out.update(prdc(real, fake, k))
-    out["frechet"] = frechet_distance(real, fake) if min(len(real), len(fake)) >= 2 else None
-    out["vendi"] = vendi_score(fake) if len(fake) else None
-    out["vendi_data"] = vendi_score(real) if len(real) else None
+    with timed("PRDC"):
+        if min(len(real), len(fake)) > k:
+            out.update(prdc(real, fake, k))
+    with timed("Frechet"):
+        out["frechet"] = frechet_distance(real, fake) if min(len(real), len(fake)) >= 2 else None
+    with timed("Vendi"):
+        out["vendi"] = vendi_score(fake) if len(fake) else None
+        out["vendi_data"] = vendi_score(real) if len(real) else None
     return out
 
 

@@ -225,6 +225,7 @@ def figure(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> P
         ax.axhline(KL_MATCHED, color="0.5", lw=0.8, ls=":")
         ax.set(xlabel="pixel SWD (lower: closer to the data's pixels)", ylabel="KL(p_data || p_model), nats")
         ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_ylim(bottom=0)  # a KL is never negative
         ax.set_title(f"{cell}: one point per family, guidance and seed", fontsize=10)
         ax.legend(fontsize=7)
     return save(fig, path)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from taxodiff import runs
 from taxodiff.config import RunConfig
+from taxodiff.profiling import timed
 
 if TYPE_CHECKING:
     from taxodiff.studies.study import Study
@@ -154,9 +155,10 @@ def run(study: Study, cfg: RunConfig, preset: Any, out: Path, progress: bool = T
         clock.tick()
     book.save()
     summary = {"study": study.name, "preset": preset.name, "rows_made": book.made, "seconds": clock.tick()}
-    summary |= study.summarise(cfg, preset, rows, out)
-    runs.write_json(out / "summary.json", summary)
-    write_pages(out, study.report(summary, rows, out), study.title)
+    with timed("report"):
+        summary |= study.summarise(cfg, preset, rows, out)
+        runs.write_json(out / "summary.json", summary)
+        write_pages(out, study.report(summary, rows, out), study.title)
     return summary
 
 

@@ -66,6 +66,8 @@ class Trainer:
         self.opt: Any = None
         self.ema: Any = None
         self.ema_names: list[str] = []
+        self.ema_params: list[nn.Parameter] = []
+        self.ema_frozen: dict[str, torch.Tensor] = {}
         self.stage_data: Dataset = data
         self.seconds_before: float | None = 0.0  # training time of the calls before this one, up to the checkpoint
         self.t0 = time.perf_counter()
@@ -101,16 +103,30 @@ class Trainer:
         self.stage_index = k
 
     def follow_ema(self) -> None:
-        """An EMA over the current parameters, keeping the averages of those that were there before."""
+        """An EMA over the parameters the stage trains, keeping the averages of those that were there before.
+        A parameter the stage freezes takes its average as its value, for training and sampling alike: the
+        networks trained on top of it learn against the weights they will be used with, and every part of a
+        model is scored on averaged weights (diffusers' EMAModel would instead copy a frozen parameter's raw
+        value into its average, so a network frozen after training would be used with raw weights)."""
         from diffusers.training_utils import EMAModel
 
-        old = dict(zip(self.ema_names, self.ema.shadow_params, strict=True)) if self.ema is not None else {}
-        self.ema_names = [n for n, _ in self.raw.named_parameters()]
-        self.ema = EMAModel(self.raw.parameters(), decay=self.cfg.ema_decay)
+        old = self.ema_state() if self.ema is not None else {}
+        named = list(self.raw.named_parameters())
+        self.ema_params = [p for _, p in named if p.requires_grad]
+        self.ema_names = [n for n, p in named if p.requires_grad]
+        self.ema = EMAModel(self.ema_params, decay=self.cfg.ema_decay)
         for name, shadow in zip(self.ema_names, self.ema.shadow_params, strict=True):
             if name in old:
                 shadow.data.copy_(old[name].to(shadow.device))
+        for n, p in named:
+            if not p.requires_grad and n in old:
+                p.data.copy_(old[n].to(p.device))
+        self.ema_frozen = {n: p.detach() for n, p in named if not p.requires_grad}  # their value is their average
         self.ema.optimization_step = self.step
+
+    def ema_state(self) -> dict[str, torch.Tensor]:
+        """Every parameter's average, by name: the trained ones' and the frozen ones'."""
+        return dict(zip(self.ema_names, self.ema.shadow_params, strict=True)) | self.ema_frozen
 
     @property
     def batch_size(self) -> int:
@@ -128,7 +144,7 @@ class Trainer:
     def save(self) -> Path | None:
         path = None
         if self.is_main:
-            ema = dict(zip(self.ema_names, self.ema.shadow_params, strict=True))
+            ema = self.ema_state()
             opt_t, opt_meta = _flatten_optimizer(self.opt.state_dict())
             extra = {
                 "seconds": self.total_seconds(),  # every call's training time up to this checkpoint
@@ -156,7 +172,7 @@ class Trainer:
         self.step = int(state["step"])
         self.seconds_before = state.get("seconds")
         self.follow_ema()
-        for name, shadow in zip(self.ema_names, self.ema.shadow_params, strict=True):
+        for name, shadow in self.ema_state().items():
             shadow.data.copy_(tensors["ema"][name].to(shadow.device))
         if self.step < self.total:
             k = self.stage_at(self.step)
@@ -254,7 +270,7 @@ class Trainer:
         if cfg.grad_clip > 0:
             self.acc.clip_grad_norm_([p for p in self.raw.parameters() if p.requires_grad], cfg.grad_clip)
         self.opt.step()
-        self.ema.step(self.raw.parameters())
+        self.ema.step(self.ema_params)
         return {k: float(v.detach()) for k, v in losses.items()} | {"lr": self.opt.param_groups[0]["lr"]}
 
 

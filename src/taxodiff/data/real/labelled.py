@@ -54,8 +54,12 @@ class LabelledImages(DataSource):
         return cls.class_names
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """(images (N, C, H, W) float32 in [0, 1], labels (N,) int64 indices into the class names)."""
+        """(images (N, C, H, W), uint8 or float32 in [0, 1], labels (N,) int64 indices into the class names)."""
         raise NotImplementedError
+
+    def fixed_split(self) -> Split | None:
+        """The data's own train / held-out split where it has one (CIFAR's test set); None: a seeded split."""
+        return None
 
     def check(self) -> None:
         d = self.data
@@ -69,8 +73,12 @@ class LabelledImages(DataSource):
 
     @cached_property
     def split(self) -> Split:
-        """Stratified by class, seeded by data.split_seed: the same split for every run of the source."""
+        """The data's own, or stratified by class and seeded by data.split_seed: the same split for every run."""
         import numpy as np
+
+        fixed = self.fixed_split()
+        if fixed is not None:
+            return fixed
 
         _, labels = self.arrays
         rng = np.random.default_rng(seeds.derive(self.data.split_seed, "split") % 2**63)
@@ -153,8 +161,9 @@ class LabelledImages(DataSource):
         images, _ = self.arrays
         leaf = self._leaf_of(rows)
         z2 = np.asarray(self.hierarchy.leaf_category())[leaf] if len(rows) else leaf
-        x = torch.as_tensor(images[rows]) * 2 - 1
-        return ImageBatch(x.float(), torch.as_tensor(z2, dtype=torch.long), torch.as_tensor(leaf, dtype=torch.long))
+        x = torch.as_tensor(images[rows])
+        x = x if x.dtype == torch.uint8 else (x * 2 - 1).float()  # bytes stay bytes until a batch is read
+        return ImageBatch(x, torch.as_tensor(z2, dtype=torch.long), torch.as_tensor(leaf, dtype=torch.long))
 
     def train_set(self) -> ImageBatch:
         return self._batch(self.training_indices())

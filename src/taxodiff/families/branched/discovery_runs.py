@@ -32,7 +32,7 @@ def class_samples(train: Any, num_leaves: int, per_class: int, seed: int) -> lis
     out = []
     for leaf in range(num_leaves):
         rows = torch.nonzero(train.z1 == leaf).flatten()
-        out.append(train.images[rows[torch.randperm(len(rows), generator=gen)[:per_class]]])
+        out.append(train.rows(rows[torch.randperm(len(rows), generator=gen)[:per_class]]))
     return out
 
 

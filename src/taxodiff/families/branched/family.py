@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taxodiff.config.fields import nonneg, positive
+from taxodiff.config.fields import choice, nonneg, positive
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images, requests
 from taxodiff.families.base import Commands, Family, Parent, Roles, Stage
@@ -45,6 +45,9 @@ class BranchedNet(images.ImageNet):
     # true: the trunk also reads a learned vector per branch (added to its time embedding); false (the seed's
     # design): the trunk is unconditional. On MNIST it changed nothing measurable (class accuracy 0.481 vs 0.484)
     branch_codes: bool = False
+    # heads: a shared trunk and head_levels up levels per branch; whole: a whole U-Net per branch (encoder and
+    # middle included), nothing shared, as the seed trains it
+    branch_network: str = choice("heads", ("heads", "whole"))
     branch_per_class: int = positive(100)  # training images per class that discovery reads
     branch_eps: float = nonneg(0.005)  # tolerance of the crossing rule
     branch_smooth: float = nonneg(3.0)  # Gaussian smoothing of the similarity curves (time-grid steps)
@@ -85,6 +88,11 @@ class Branched(images.ImageScores, Family):
         if n.head_levels > len(n.channels):
             raise TaxodiffError(
                 f"net.head_levels = {n.head_levels} is invalid: allowed is 1..{len(n.channels)} (one per width)"
+            )
+        if n.branch_network == "whole" and n.branch_codes:
+            raise TaxodiffError(
+                "net.branch_codes = true is invalid with net.branch_network = 'whole': allowed is false (whole "
+                "networks share no trunk to tell which branch it serves)"
             )
         if not n.branch_min_length < 0.5:
             raise TaxodiffError(f"net.branch_min_length = {n.branch_min_length} is invalid: allowed is 0 <= x < 0.5")
@@ -182,16 +190,18 @@ class Branched(images.ImageScores, Family):
         counted) to net.match_parameters."""
         from dataclasses import replace
 
-        from taxodiff.families.branched.net import BranchedUNet, parameter_count
+        from taxodiff.families.branched.net import branched_network, parameter_count
 
         n = self.cfg.net
         base = images.unet_config(self.cfg, self.source.image_shape()[0], 2)
+        whole = n.branch_network == "whole"
 
         def count(c: Any) -> int:
-            return parameter_count(c, heads, n.head_levels, n.branch_codes)
+            return parameter_count(c, heads, n.head_levels, n.branch_codes, whole)
 
         channels, emb_dim = images.widths(self.cfg, base, structure, count=count)
-        return BranchedUNet(replace(base, channels=channels, emb_dim=emb_dim), heads, n.head_levels, n.branch_codes)
+        cfg = replace(base, channels=channels, emb_dim=emb_dim)
+        return branched_network(cfg, heads, n.head_levels, n.branch_codes, whole)
 
     def structure(self, module: FamilyModule) -> dict[str, Any]:
         c = module.net.cfg

@@ -5,7 +5,8 @@ The trunk is the way down, the middle block and the deepest up levels; each head
 the seed's network). The trunk runs once per batch; each head runs only on the rows that ask for it. With
 ``codes`` each head also owns a learned vector that the trunk adds to its time embedding, so the shared levels
 know which branch they serve (without it the trunk is unconditional, as in the seed). The network knows nothing
-of noise schedules or of which times a branch covers.
+of noise schedules or of which times a branch covers. :class:`BranchUNets` gives every branch a whole U-Net of its
+own instead (``net.branch_network: whole``), nothing shared, as the seed trains them.
 """
 
 from __future__ import annotations
@@ -71,10 +72,41 @@ class BranchedUNet(nn.Module):
         return self.trunk.finish(UNet.decode(f, h.up, h.upsample), h)  # type: ignore[arg-type]
 
 
-def parameter_count(cfg: UNetConfig, heads: int = 0, head_levels: int = 1, codes: bool = False) -> int:
-    """Parameters of a BranchedUNet (heads > 0) or of a plain UNet (heads = 0), counted without allocating."""
+class BranchUNets(nn.Module):
+    """A whole U-Net per branch, nothing shared (the seed's network): (x, t, head) -> eps of each row's branch.
+    ``heads[k]`` is branch k's network, so freezing and copying a branch work as for :class:`BranchedUNet`."""
+
+    def __init__(self, cfg: UNetConfig, heads: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.heads = nn.ModuleList([UNet(replace(cfg, cond_dim=1)) for _ in range(heads)])
+
+    def add_head(self, like: int) -> int:
+        self.heads.append(copy.deepcopy(self.heads[like]))
+        return len(self.heads) - 1
+
+    def forward(self, x: Tensor, t: Tensor, head: Tensor) -> Tensor:
+        t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
+        none = torch.zeros(x.shape[0], 1, device=x.device)
+        asked = torch.unique(head).tolist()
+        if len(asked) == 1:
+            return self.heads[asked[0]](x, t, none)
+        rows = [torch.nonzero(head == k).flatten() for k in asked]
+        out = torch.cat([self.heads[k](x[r], t[r], none[r]) for r, k in zip(rows, asked, strict=True)])
+        return out[torch.argsort(torch.cat(rows))]
+
+
+def branched_network(cfg: UNetConfig, heads: int, head_levels: int, codes: bool, whole: bool) -> nn.Module:
+    """A whole U-Net per branch (``whole``), or a shared trunk with ``head_levels`` up levels per branch."""
+    return BranchUNets(cfg, heads) if whole else BranchedUNet(cfg, heads, head_levels, codes)
+
+
+def parameter_count(
+    cfg: UNetConfig, heads: int = 0, head_levels: int = 1, codes: bool = False, whole: bool = False
+) -> int:
+    """Parameters of a branched network (heads > 0) or of a plain UNet (heads = 0), counted without allocating."""
     if heads == 0:
         return unet_parameters(cfg)
     with torch.device("meta"):
-        net = BranchedUNet(cfg, heads, head_levels, codes)
+        net = branched_network(cfg, heads, head_levels, codes, whole)
     return sum(p.numel() for p in net.parameters())

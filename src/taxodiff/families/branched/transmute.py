@@ -40,7 +40,7 @@ def transmute(
         t = min(max(round(module.tree.meet(a, b) * scale), 1), fam.process.T)
         mine = torch.nonzero(train.z1 == names.index(a)).flatten()
         pick = mine[torch.randperm(len(mine), generator=seeds.generator(seed, "transmute", a))[:n]]
-        x0 = train.images[pick].to(module.device)
+        x0 = train.rows(pick).to(module.device)
         images = to_uint8(_down(run, x0, b, t, seed, a).clamp(-1, 1)).cpu()
         pred = predict(classifier, to_unit(images))
         share = {c: float((pred == names.index(c)).float().mean()) for c in (a, b)}

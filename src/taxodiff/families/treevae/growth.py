@@ -26,7 +26,7 @@ def node_probs(net: Any, data: Any, start: int = 0) -> dict[int, Tensor]:
     net.eval()
     parts: list[dict[int, Tensor]] = []
     for i in range(0, len(data), BATCH):
-        x = (data.images[i : i + BATCH].to(device) + 1) / 2
+        x = (data.rows(slice(i, i + BATCH)).to(device) + 1) / 2
         parts.append({k: v.float().cpu() for k, v in net.node_probs(x, start).items()})
     net.train(was)
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -108,7 +108,7 @@ def start_split(net: Any, data: Any, node: int, n_leaves: int, seed: int, steps:
     was = net.training
     net.eval()
     with torch.no_grad():
-        x = (data.images[rows].to(device) + 1) / 2
+        x = (data.rows(rows).to(device) + 1) / 2
         feats = net.feature(net.features(x), node).float()
         z = net.run(x, None).z[node].float()
     km = KMeans(2, n_init=4, random_state=seed % 2**31).fit(feats.cpu().numpy())

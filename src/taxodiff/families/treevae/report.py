@@ -74,7 +74,7 @@ def tree_figure(module: Any, data: Any, hierarchy: Any, path: Path, per_leaf: in
         rows = torch.nonzero(best == leaf).flatten()[:per_leaf]
         if len(rows) == 0:
             continue
-        rec, _ = net.reconstruct((data.images[rows].to(device) + 1) / 2)
+        rec, _ = net.reconstruct((data.rows(rows).to(device) + 1) / 2)
         x, y = pos[leaf]
         strip = rec.cpu().numpy().transpose(0, 2, 3, 1)
         tile = np.concatenate(list(strip), axis=0)

@@ -50,7 +50,7 @@ def posterior_means(net: Any, data: Any) -> np.ndarray:
     device = next(net.parameters()).device
     net.eval()
     parts = [
-        net.run((data.images[i : i + growth.BATCH].to(device) + 1) / 2, None).z[net.tree.root].float().cpu()
+        net.run((data.rows(slice(i, i + growth.BATCH)).to(device) + 1) / 2, None).z[net.tree.root].float().cpu()
         for i in range(0, len(data), growth.BATCH)
     ]
     return torch.cat(parts).numpy()
