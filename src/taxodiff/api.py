@@ -131,7 +131,7 @@ def _summary(run_dir: Path, cfg: RunConfig, trainer: Any, result: Any) -> dict[s
         "source": cfg.data.source,
         "steps": result.step,
         "resumed_from": result.resumed_from,
-        "seconds": round(seconds, 1),  # every training call of this run, a killed one up to its last checkpoint
+        "seconds": round(seconds, 3),  # every training call of this run, a killed one up to its last checkpoint
         "parameters": sum(p.numel() for p in trainer.raw.parameters()),
         "networks": {name: sum(p.numel() for p in net.parameters()) for name, net in trainer.raw.named_children()},
         "precision": trainer.acc.mixed_precision,

@@ -238,7 +238,7 @@ class Trainer:
         """This call's training time so far plus the earlier calls' up to the checkpoint it resumed from."""
         if self.seconds_before is None:
             return None
-        return round(self.seconds_before + time.perf_counter() - self.t0, 1)
+        return round(self.seconds_before + time.perf_counter() - self.t0, 3)
 
     def weight_digests(self) -> tuple[str, ...]:
         """SHA-256 of this process' parameters, gathered from every process (in rank order)."""
