@@ -143,3 +143,14 @@ def test_a_killed_calls_training_time_counts_up_to_its_last_checkpoint(tmp_path,
     summary = api.train(tiny_cfg, run, progress=False)
     assert summary["resumed_from"] == 2
     assert at_two + 0.0 < summary["seconds"] <= at_two + time.perf_counter() - t0 + 0.1
+
+
+def test_taxodiff_bf16_0_makes_auto_precision_float32(monkeypatch):
+    import torch
+
+    from taxodiff.train.distributed import bf16_supported, mixed_precision
+
+    monkeypatch.setenv("TAXODIFF_BF16", "0")
+    assert not bf16_supported(torch.device("cpu"))
+    assert mixed_precision(torch.device("cpu"), "auto") == "no"
+    assert mixed_precision(torch.device("cpu"), "bf16") == "bf16"  # asked for by name: still given

@@ -6,6 +6,7 @@ writes the run directory. bf16 autocast is used where the hardware runs it nativ
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,11 @@ from taxodiff.errors import TaxodiffError
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast runs natively (CPU with AVX512-BF16 or AMX, or a CUDA GPU with bf16)."""
+    """Whether bf16 autocast runs natively (CPU with AVX512-BF16 or AMX, or a CUDA GPU with bf16). The
+    environment's ``TAXODIFF_BF16=0`` says no everywhere: precision ``auto`` then runs float32, as on a CPU
+    without bf16 (the whole test suite, say, without a --set on every call)."""
+    if os.environ.get("TAXODIFF_BF16", "") == "0":
+        return False
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
@@ -37,8 +42,12 @@ def make_accelerator(device: str, precision: str) -> Any:
     from accelerate import Accelerator
 
     dev = resolve_device(device)
-    use_bf16 = precision == "bf16" or (precision == "auto" and bf16_supported(dev))
-    return Accelerator(cpu=dev.type == "cpu", mixed_precision="bf16" if use_bf16 else "no")
+    return Accelerator(cpu=dev.type == "cpu", mixed_precision=mixed_precision(dev, precision))
+
+
+def mixed_precision(device: torch.device, precision: str) -> str:
+    """Accelerate's name for the precision a run trains in: ``bf16`` asked for or ``auto`` where native."""
+    return "bf16" if precision == "bf16" or (precision == "auto" and bf16_supported(device)) else "no"
 
 
 def finish_distributed() -> None:
