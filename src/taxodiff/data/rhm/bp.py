@@ -10,6 +10,10 @@ Downward pass: the joint posterior of (symbol, production) at a node is its marg
 ``prod_j lam_j(rule[a, r, j]) / lam(a)``; a child's marginal collects that joint over the productions that
 put each symbol in its slot. Sampling walks down the same way, drawing the class then each production.
 This is the Bayes-optimal denoiser for data drawn from the grammar: no model can do better.
+
+Both passes are matrix products against one-hot matrices of the rules (:func:`selection`, :func:`spreading`):
+a level is one product and one elementwise product over the s slots up, one product down, for every node of
+the batch at once (float32 keeps the marginals within 1e-6 of float64; benchmarks/bench_bp.py).
 """
 
 from __future__ import annotations
