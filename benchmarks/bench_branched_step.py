@@ -3,11 +3,10 @@
     python benchmarks/bench_branched_step.py [--config configs/digits.yaml] [--steps 200] [--precision fp32]
 
 Trains the branched family and the labelled baseline with its widths matched to the branched network's
-parameter count, each for ``--warm``
-steps and for ``--warm`` + ``--steps`` steps from scratch: the difference of the two wall clocks is the time of
-``--steps`` training steps (data, forward, backward, optimizer, EMA), without the set-up both share (the data
-set, the branched family's tree discovery). A short run first warms imports and caches. Prints seconds per step
-and the ratios.
+parameter count, each for ``--warm`` steps and for ``--warm`` + ``--steps`` steps from scratch: the difference of
+the two wall clocks is the time of ``--steps`` training steps (data, forward, backward, optimizer, EMA), without
+the set-up both share (the data set, the branched family's tree discovery). A short run first warms imports and
+caches. Prints milliseconds per step and their ratio.
 """
 
 from __future__ import annotations

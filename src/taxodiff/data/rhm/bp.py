@@ -48,15 +48,12 @@ def selection(table: Tensor, v: int, dtype: torch.dtype) -> Tensor:
     return out
 
 
-def spreading(table: Tensor, v: int, dtype: torch.dtype) -> Tensor:
-    """The rule table (P, m, s) as a one-hot matrix (m P, s v): a node's posterior over (production, symbol)
-    times it is the posterior of its s children side by side, each child's symbol the one its slot receives."""
-    parents, m, s = table.shape
-    out = torch.zeros(m * parents, s * v, dtype=dtype, device=table.device)
-    rows = torch.arange(m * parents, device=table.device).reshape(m, parents).T.reshape(-1)  # row of (a, r)
-    for j in range(s):
-        out[rows, j * v + table[:, :, j].reshape(-1)] = 1
-    return out
+def spreading(select: Tensor, s: int, v: int) -> Tensor:
+    """The downward matrix (m P, s v) from :func:`selection`'s blocks, each transposed: a node's posterior over
+    (production, symbol) times it is the posterior of its s children side by side, each child's symbol the one
+    its slot receives."""
+    mp = select.shape[1] // s
+    return torch.cat([select[j * v : (j + 1) * v, j * mp : (j + 1) * mp].T for j in range(s)], dim=1)
 
 
 def normalised_exp(loglik: Tensor) -> Tensor:
@@ -72,7 +69,7 @@ class BeliefPropagation:
         self.rules = [r.to(self.device) for r in grammar.rules]
         g = grammar.spec
         self.select = [selection(r, g.v, dtype) for r in self.rules]  # upward: (s v, s m P)
-        self.spread = [spreading(r, g.v, dtype) for r in self.rules]  # downward: (m P, s v)
+        self.spread = [spreading(e, g.s, g.v) for e in self.select]  # downward: (m P, s v)
 
     def upward(self, loglik: Tensor) -> Upward:
         g = self.grammar.spec
