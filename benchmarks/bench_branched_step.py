@@ -1,6 +1,7 @@
 """A branched training step against a label-conditioned one at equal parameters, side by side in one process.
 
     python benchmarks/bench_branched_step.py [--config configs/digits.yaml] [--steps 200] [--precision fp32]
+        [--set net.branch_network=whole ...]
 
 Trains the branched family and the labelled baseline with its widths matched to the branched network's
 parameter count, each for ``--warm`` steps and for ``--warm`` + ``--steps`` steps from scratch: the difference of
@@ -20,10 +21,12 @@ from typing import Any
 import torch
 
 from taxodiff import api, config, runs
+from taxodiff.cli.flags import key_value
 
 
 def wall(cfg_path: str, overrides: dict[str, Any], steps: int, out: Path) -> tuple[float, int]:
-    cfg = config.load(cfg_path, overrides | {"train.steps": steps})
+    model = {"model": overrides["model"]}  # the other keys through with_overrides: another family's are set aside
+    cfg = config.with_overrides(config.load(cfg_path, model), overrides | {"train.steps": steps})
     t0 = time.perf_counter()
     api.train(cfg, out, resume=False, progress=False)
     seconds = time.perf_counter() - t0
@@ -43,15 +46,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warm", type=int, default=20)
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE", help="for both runs")
     args = ap.parse_args()
-    common = {"train.precision": args.precision, "device": "cpu"}
+    common = dict(args.set) | {"train.precision": args.precision, "device": "cpu"}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         wall(args.config, common | {"model": "branched"}, args.warm, tmp / "warm-up")  # imports, caches
         branched, params = per_step(args.config, common | {"model": "branched"}, args, tmp)
         baseline = common | {"model": "labelled", "net.match_parameters": params}
         labelled, matched = per_step(args.config, baseline, args, tmp)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.config}, {args.precision}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.config} {args.set}, {args.precision}")
     print(f"branched:                 {branched * 1e3:7.1f} ms a step ({params:,} parameters)")
     print(f"labelled, widths matched: {labelled * 1e3:7.1f} ms a step ({matched:,} parameters)")
     print(f"branched / labelled: {branched / labelled:.2f}")

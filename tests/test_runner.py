@@ -85,3 +85,15 @@ def test_rows_are_merged_never_dropped(tmp_path, monkeypatch):
     assert calls == [] and len(_rows(out / "results.jsonl")) == 4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds"] == [0] and summary["rows_made"] == 0
+
+
+def test_the_branched_seeds_preset_runs_the_comparison_over_seeds_and_no_other_part(tmp_path):
+    out = tmp_path / "study"
+    argv = ["study", "branched", "--preset", "seeds", "--seeds", "1", "--config", str(DIGITS), "--out", str(out)]
+    assert main([*argv, "--quiet", "--device", "cpu", "--set", "net.branch_network=whole"]) == 0
+    rows = _rows(out / "results.jsonl")
+    assert sorted({r["model"] for r in rows if "model" in r}) == ["branched", "labelled"]
+    assert [r["part"] for r in rows if "part" in r] == ["tree"]
+    md = (out / "report.md").read_text()
+    assert "figures/tree.png" in md and "All classes at once" not in md
+    assert "Continual learning" not in md and "Transmutation" not in md

@@ -292,3 +292,52 @@ def test_treevae_study_writes_the_three_methods_and_the_second_stage(tmp_path: P
         ("treevae", "tree", "vae"),
         ("vae", "tree", "vae"),
     }
+
+
+def test_the_budget_preset_multiplies_every_phase_and_reports_the_trend(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    argv = ["study", "treevae", "--preset", "budget", "--config", str(TINY), "--seeds", "2", "--out", str(out)]
+    assert _run([*argv, "--quiet"]) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    steps = {(r["cell"], r["model"], r["seed"]): r["train_steps"] for r in rows}
+    assert len(steps) == 3 * 2 * 2  # budgets x methods x seeds
+    for model in ("treevae", "vae"):
+        one = steps[("budget-1x", model, 0)]
+        assert (steps[("budget-2x", model, 0)], steps[("budget-4x", model, 0)]) == (2 * one, 4 * one)
+    assert all(r["decoder"] == "vae" for r in rows)  # no second stage
+    report = (out / "report.md").read_text()
+    assert "figures/budget.png" in report and (out / "figures" / "budget.png").exists()
+    for text in ("| 4x | TreeVAE |", "| 4x | VAE + Ward |", "| 1x | Ward on pixels |", "the paired difference"):
+        assert text in report, text
+
+
+@pytest.mark.parametrize("budgets", ["2,1", "0,1", "1,x"])
+def test_a_bad_budget_list_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, budgets: str) -> None:
+    argv = ["study", "treevae", "--config", str(TINY), "--budgets", budgets, "--out", str(tmp_path / "x")]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "--budgets" in err and "e.g. 1,2,4" in err and "\n" not in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_budget_verdict_pairs_seeds_and_reads_the_spread() -> None:
+    from taxodiff.families.treevae import budget
+
+    def row(factor: float, model: str, seed: int, accuracy: float) -> dict:
+        scores = {"accuracy": accuracy, "nmi": 0.5, "dendrogram_purity": 0.5}
+        return {"cell": budget.cell(factor), "model": model, "seed": seed, "own": scores, "ward_pixels": scores}
+
+    def accuracy_verdict(rows: list[dict]) -> str:
+        s = budget.summary(rows, (1.0, 4.0))
+        return budget.verdict(s["budgets"][0]["gaps"]["accuracy"], s["budgets"][-1]["gaps"]["accuracy"])
+
+    # the VAE at 0.6 throughout; TreeVAE 0.5 / 0.4 (seeds 0 / 1) at 1x, 0.7 / 0.6 at 4x: +0.2 on both seeds
+    rows = [row(f, "vae", s, 0.6) for f in (1.0, 4.0) for s in (0, 1)]
+    rows += [row(1.0, "treevae", 0, 0.5), row(1.0, "treevae", 1, 0.4), row(4.0, "treevae", 1, 0.6)]
+    rows += [row(4.0, "treevae", 0, 0.7)]
+    assert accuracy_verdict(rows) == "-0.150 to +0.050 (TreeVAE gains 0.200, beyond its sd over seeds, 0.000)"
+    # seed 1 at 4x falls to 0.3 (moves +0.2 and -0.1: within their spread); seed 2, at 1x only, is left out
+    rows = [r for r in rows if (r["cell"], r["model"], r["seed"]) != ("budget-4x", "treevae", 1)]
+    rows += [row(4.0, "treevae", 1, 0.3), row(1.0, "treevae", 2, 0.9), row(1.0, "vae", 2, 0.1)]
+    assert accuracy_verdict(rows) == "-0.150 to -0.100 (TreeVAE gains 0.050, within its sd over seeds, 0.212)"

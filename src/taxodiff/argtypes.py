@@ -4,6 +4,7 @@ line (exit code 2) naming the value and what is allowed."""
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def positive_int(text: str) -> int:
@@ -24,3 +25,16 @@ def nonneg_float(text: str) -> float:
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"{v} is not allowed: allowed is a number >= 0")
     return v
+
+
+def budget_factors(text: str) -> tuple[float, ...]:
+    """``1,2,4`` -> (1.0, 2.0, 4.0): two or more finite numbers > 0, comma-separated, increasing."""
+    try:
+        vs = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated numbers (e.g. 1,2,4)") from None
+    if len(vs) < 2 or not all(0 < v < math.inf for v in vs) or list(vs) != sorted(set(vs)):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not allowed: allowed are two or more increasing numbers > 0 (e.g. 1,2,4)"
+        )
+    return vs

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from taxodiff import __version__
-from taxodiff.argtypes import nonneg_float, positive_int
+from taxodiff.argtypes import budget_factors, nonneg_float, positive_int
 from taxodiff.cli.flags import family_flags, key_value, value_type
 
 
@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--run-dir", type=Path, help="a trained run to use (default: train one under --out)")
         if "families" in st.options():
             sp.add_argument("--families", type=_names, help="these families only, comma-separated (default: all)")
+        if "budgets" in st.options():
+            sp.add_argument(
+                "--budgets",
+                type=budget_factors,
+                help="run the budget trend instead: both methods at these multiples of the tree phases' steps, "
+                "clustering only (e.g. 1,2,4)",
+            )
 
     for fam in FAMILIES.all():
         if fam.commands.alias:

@@ -38,7 +38,7 @@ class Study:
     def options(self) -> tuple[str, ...]:
         """The preset fields every preset of this study has beyond name, help and base: the CLI offers each."""
         names = set.intersection(*({f.name for f in fields(p)} for p in self.presets.values()))
-        return tuple(n for n in ("seeds", "run_dir", "families") if n in names)
+        return tuple(n for n in ("seeds", "run_dir", "families", "budgets") if n in names)
 
     def preset(self, name: str, **options: Any) -> Preset:
         """The preset called ``name`` with the options given (None: the preset's)."""

@@ -1,10 +1,10 @@
 """The branched study (seed 004) on an image source with a class tree: branched diffusion against its
 label-conditioned baseline of equal size, cached all-class sampling, continual learning and transmutation.
 
-1. Over seeds: a branched run (its tree discovered on the training data), then a labelled run whose widths are
-   matched to the branched run's parameter count, same steps, batch and data. Both answer the coarse request
-   (each category, its classes drawn from p(class | category)), scored by the mode metrics, and a request of
-   every class, scored per class (classifier accuracy, Fréchet distance in the classifier's features).
+1. Over seeds: a branched run (its tree discovered on the training data; every seed's before any baseline) and
+   a labelled run whose widths are matched to its parameter count, same steps, batch and data. Both answer the
+   coarse request (each category, its classes drawn from p(class | category)), scored by the mode metrics, and a
+   request of every class, scored per class (classifier accuracy, Fréchet distance in the classifier's features).
 2. On the first seed's branched run: per-class against cached all-class sampling, same model and grid:
    network evaluations, wall clock, and the tree's theoretical ratio C / (sum of branch lengths).
 3. Continual learning (first seed): both families trained without one class, then extended by it (branched:
@@ -12,6 +12,9 @@ label-conditioned baseline of equal size, cached all-class sampling, continual l
    compared bit for bit (branched) and a per-class table before and after.
 4. Transmutation (first seed's branched run): every ordered pair of classes, the share the classifier puts in
    the target class and the share that stays the source, against the pair's branch time.
+
+The ``seeds`` preset runs part 1 alone: a variant (``net.head_levels``, ``net.branch_network``) against its
+baseline at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from taxodiff.studies.runner import Context, Job, Measure, config_digest, run_di
 
 REQUESTS = ({"request": "categories"}, {"request": "classes"})
 TRANSMUTE_SCALES = (1.0, 0.5, 0.25)  # images noised to the branch time, and to a half and a quarter of it
+PARTS = ("speed", "continual", "transmute")  # parts 2-4, on the first seed's branched run
 
 
 @dataclass(frozen=True)
 class BranchedPreset(Preset):
     per_class: int = 64  # samples per class of the class requests
     transmute_n: int = 16  # images per ordered pair of classes
+    parts: tuple[str, ...] = PARTS  # what runs on the first seed after the runs over seeds
 
 
 PRESETS = {
@@ -46,6 +51,13 @@ PRESETS = {
         3,
     ),
     "quick": BranchedPreset("quick", "1 seed, 32 samples per class, 8 images per transmuted pair", 1, {}, 32, 8),
+    "seeds": BranchedPreset(
+        "seeds",
+        "3 seeds of the branched run and its equal-size baseline only: no sampling speed, continual learning or "
+        "transmutation (a variant's comparison at a third of the default preset's cost)",
+        3,
+        parts=(),
+    ),
 }
 
 
@@ -64,8 +76,10 @@ def jobs(cfg: RunConfig, preset: BranchedPreset, ctx: Context) -> list[Job | Mea
     sampling's speed, continual learning and transmutation (parts 2-4)."""
     out: list[Job | Measure] = []
     sampling = {"sample.n_per_class": preset.per_class}
-    for seed in range(cfg.seed, cfg.seed + preset.seeds):
+    seeds = range(cfg.seed, cfg.seed + preset.seeds)
+    for seed in seeds:  # every branched run first: a study stopped early has the variant over every seed
         out.append(Job("reference", seed, _cfg(cfg, Branched.name, seed, sampling), REQUESTS))
+    for seed in seeds:
         labelled = _cfg(cfg, Labelled.name, seed, sampling)
         out.append(Job("reference", seed, labelled, REQUESTS, needs=(Branched.name,), configure=_matched))
     first = run_dir(ctx.out, "reference", cfg.seed, Branched.name)
@@ -77,11 +91,21 @@ def jobs(cfg: RunConfig, preset: BranchedPreset, ctx: Context) -> list[Job | Mea
         except TaxodiffError as e:  # a class tree written as mappings: no class to leave out and add back
             return {"skipped": str(e)}
 
-    return out + [
-        Measure({"part": "speed"}, lambda: {"speed": speed(first, preset.per_class, ctx.progress)}, digest),
-        Measure({"part": "continual"}, lambda: {"continual": continual_part()}, digest),
-        Measure({"part": "transmute"}, lambda: {"transmute": transmutations(first, preset, ctx)}, digest),
-    ]
+    parts = {
+        "tree": lambda: {"tree": tree_of(first)},
+        "speed": lambda: {"speed": speed(first, preset.per_class, ctx.progress)},
+        "continual": lambda: {"continual": continual_part()},
+        "transmute": lambda: {"transmute": transmutations(first, preset, ctx)},
+    }
+    chosen = ("tree", *preset.parts)
+    return out + [Measure({"part": name}, parts[name], digest) for name in chosen]
+
+
+def tree_of(where: Path) -> dict[str, Any]:
+    """The branched run's tree (discovered on its training data), for the report's figure."""
+    from taxodiff import api
+
+    return api.load(where).module.tree.to_json()
 
 
 def speed(where: Path, per_class: int, progress: bool) -> dict[str, Any]:
@@ -107,7 +131,6 @@ def speed(where: Path, per_class: int, progress: bool) -> dict[str, Any]:
     out["time_ratio"] = out["classes"]["seconds"] / out["classes-cached"]["seconds"]
     out["theory"] = len(names) / tree.total_length()
     out["grid_theory"] = len(names) * (len(grid) - 1) / sum(len(tree.grid_steps(grid, b)) for b in tree.branches)
-    out["tree"] = tree.to_json()
     return out
 
 
@@ -208,7 +231,7 @@ def transmutations(first: Path, preset: BranchedPreset, ctx: Context) -> list[di
 
 
 def summarise(cfg: RunConfig, preset: BranchedPreset, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-    parts = {k: r[k] for r in rows for k in ("speed", "continual", "transmute") if k in r}
+    parts = {k: r[k] for r in rows for k in ("tree", *PARTS) if k in r}
     return {"rows": [r for r in rows if "part" not in r], **parts}
 
 

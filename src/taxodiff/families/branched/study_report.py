@@ -101,9 +101,9 @@ def blocks(s: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
     """The report's blocks (the tree's figure drawn here)."""
     import os
 
-    rows, sp, c = s["rows"], s["speed"], s["continual"]
+    rows = s["rows"]
     seeds = sorted({r["seed"] for r in rows})
-    tree_figure(sp["tree"], out / "figures" / "tree.png")
+    tree_figure(s["tree"], out / "figures" / "tree.png")
     grid = next(f"{r['run_dir']}/figures/samples_{r['tag']}.png" for r in rows if r["model"] == B)
     bl: list[tuple[str, Any]] = [
         ("h1", f"Branched diffusion against its equal-size baseline ({L})"),
@@ -116,6 +116,22 @@ def blocks(s: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         ("table", comparison_table(rows, "classes", (("class_frechet", "mean class FD", "{:.2f}"),) + METRICS[3:])),
         ("table", per_class_table(rows)),
         ("img", (os.path.relpath(grid, out), f"{B} samples")),
+    ]
+    if "speed" in s:
+        bl += _speed_blocks(s["speed"])
+    if "continual" in s:
+        bl += _continual_blocks(s["continual"])
+    if "transmute" in s:
+        bl += [
+            ("h2", "Transmutation: noised to the pair's branch time, denoised down the target's branch"),
+            *[("p", f"Scale {tm['scale']:g}: " + _transmute_line(tm["pairs"])) for tm in s["transmute"]],
+            ("img", ("figures/transmute.png", "transmutation")),
+        ]
+    return bl
+
+
+def _speed_blocks(sp: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
         ("h2", "All classes at once: cached branch points against per-class sampling (same model, same grid)"),
         (
             "table",
@@ -133,12 +149,7 @@ def blocks(s: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
             f"Theory C / (sum of branch lengths) = {sp['theory']:.2f}x; on the sampling grid "
             f"({sp['steps']} steps) {sp['grid_theory']:.2f}x. {sp['n_classes']} classes, {sp['per_class']} each.",
         ),
-        *_continual_blocks(c),
-        ("h2", "Transmutation: noised to the pair's branch time, denoised down the target's branch"),
-        *[("p", f"Scale {tm['scale']:g}: " + _transmute_line(tm["pairs"])) for tm in s["transmute"]],
-        ("img", ("figures/transmute.png", "transmutation")),
     ]
-    return bl
 
 
 def _continual_blocks(c: dict[str, Any]) -> list[tuple[str, Any]]:

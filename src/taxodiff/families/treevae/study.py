@@ -7,11 +7,15 @@ probable leaf and its own tree, the VAE by Ward's dendrogram of its posterior me
 Ward on the pixels gets as many clusters as the TreeVAE's leaves (scikit-learn's Ward, the same held-out
 images). The TreeVAE also answers the coarse request (each category from the learned node that matches it)
 and draws from its root: mode metrics and the class purity of every leaf's samples.
+
+The ``budget`` preset (or ``--budgets``) trains both at multiples of the tree phases' steps instead, clustering
+only (:mod:`taxodiff.families.treevae.budget`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +24,27 @@ import numpy as np
 from taxodiff import config, runs
 from taxodiff.config import RunConfig
 from taxodiff.data.real.digits import Digits
+from taxodiff.families.treevae import budget
 from taxodiff.families.treevae.family import VAE, TreeVAE
 from taxodiff.studies import Preset, Study
 from taxodiff.studies.runner import Context, Job
 from taxodiff.studies.seeds import mean_sd as _stat
 
+
+@dataclass(frozen=True)
+class TreeVAEPreset(Preset):
+    budgets: tuple[float, ...] = ()  # multiples of the tree phases' steps (the budget trend); () : the config's
+
+
 PRESETS = {
-    "default": Preset("default", "3 seeds at the config's budget (25 to 52 min on 2 CPU cores, by data set)", 3),
-    "quick": Preset("quick", "1 seed"),
+    "default": TreeVAEPreset("default", "3 seeds at the config's budget (25 to 52 min on 2 CPU cores, by data set)", 3),
+    "quick": TreeVAEPreset("quick", "1 seed"),
+    "budget": TreeVAEPreset(
+        "budget",
+        "3 seeds at 1x, 2x and 4x the config's tree phases, clustering only (MNIST: about 90 min a seed)",
+        3,
+        budgets=(1.0, 2.0, 4.0),
+    ),
 }
 SCORES = (
     ("accuracy", "accuracy", "{:.3f}"),
@@ -75,9 +92,11 @@ def held_out_count(run_dir: Path) -> int:
     return int(next(iter(evals.values()))["held_out"])
 
 
-def jobs(cfg: RunConfig, preset: Preset, ctx: Context | None = None) -> list[Job]:
+def jobs(cfg: RunConfig, preset: TreeVAEPreset, ctx: Context | None = None) -> list[Job]:
     """Per seed: a TreeVAE run (its tree, the coarse request, the leaf decoders' own samples beside a second
-    stage) and a plain-VAE run through the same phases."""
+    stage) and a plain-VAE run through the same phases; under a budget preset, both at every budget."""
+    if preset.budgets:
+        return budget.jobs(cfg, preset.budgets, preset.seeds)
     out: list[Job] = []
     for seed in range(cfg.seed, cfg.seed + preset.seeds):
         tcfg = config.with_overrides(cfg, {"model": TreeVAE.name, "seed": seed})
@@ -89,7 +108,9 @@ def jobs(cfg: RunConfig, preset: Preset, ctx: Context | None = None) -> list[Job
     return out
 
 
-def summarise(cfg: RunConfig, preset: Preset, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+def summarise(cfg: RunConfig, preset: TreeVAEPreset, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    if preset.budgets:
+        return {"source": cfg.data.source, "trend": budget.summary(rows, preset.budgets)}
     return {"source": cfg.data.source, "table": table(rows)}
 
 
@@ -250,6 +271,8 @@ def _coarse_blocks(cats: list[dict[str, Any]]) -> list:
 
 def report(s: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[tuple[str, Any]]:
     """The report's blocks (the second stage's figure drawn here)."""
+    if "trend" in s:
+        return budget.blocks({**s["trend"], "source": s["source"], "seconds": s["seconds"]}, out)
     mine = [r for r in rows if r["model"] == TreeVAE.name]
     tree_rows = [r for r in mine if r["request"] == "tree" and r["decoder"] == "vae"]
     refined = [r for r in mine if r["request"] == "tree" and r["decoder"] == "diffusion"]
