@@ -114,9 +114,38 @@ def _alias(sub: argparse._SubParsersAction, fam: Any) -> None:
         _verb(asub, verb)
 
 
+# the preset fields a study may offer as flags (Study.options): flag, type, help
+STUDY_OPTIONS = {
+    "seeds": ("--seeds", positive_int, "number of seeds (default: the preset's)"),
+    "run_dir": ("--run-dir", Path, "a trained run to use (default: train one under --out)"),
+    "families": ("--families", _names, "these families only, comma-separated (default: all)"),
+    "budgets": (
+        "--budgets",
+        budget_factors,
+        "run the budget trend instead: both methods at these multiples of the tree phases' steps, clustering "
+        "only (e.g. 1,2,4)",
+    ),
+}
+
+
+def _study(sub: argparse._SubParsersAction) -> None:
+    from taxodiff.studies import STUDIES
+
+    study = sub.add_parser("study", help="run a study: a grid of trainings and samplings with a report")
+    ssub = study.add_subparsers(dest="study", required=True, parser_class=Parser)
+    for st in STUDIES.all():
+        sp = ssub.add_parser(st.name, help=st.help)
+        _common(sp)
+        presets = ", ".join(f"{k}: {p.help}" for k, p in st.presets.items())
+        sp.add_argument("--preset", choices=tuple(st.presets), default=next(iter(st.presets)), help=presets)
+        sp.add_argument("--out", type=Path, default=Path(st.default_out))
+        for name in st.options():
+            flag, kind, text = STUDY_OPTIONS[name]
+            sp.add_argument(flag, type=kind, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from taxodiff.families import FAMILIES
-    from taxodiff.studies import STUDIES
 
     ap = Parser(prog="taxodiff", description="Hierarchical diffusion models on data with a known hierarchy.")
     ap.add_argument("--version", action="version", version=f"taxodiff {__version__}")
@@ -153,27 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--train-steps", type=value_type("train.steps"), help="override train.steps")
     demo.add_argument("--n-per-category", type=value_type("sample.n_per_category"), help="samples per category")
 
-    study = sub.add_parser("study", help="run a study: a grid of trainings and samplings with a report")
-    ssub = study.add_subparsers(dest="study", required=True, parser_class=Parser)
-    for st in STUDIES.all():
-        sp = ssub.add_parser(st.name, help=st.help)
-        _common(sp)
-        presets = ", ".join(f"{k}: {p.help}" for k, p in st.presets.items())
-        sp.add_argument("--preset", choices=tuple(st.presets), default=next(iter(st.presets)), help=presets)
-        sp.add_argument("--out", type=Path, default=Path(st.default_out))
-        if "seeds" in st.options():
-            sp.add_argument("--seeds", type=positive_int, help="number of seeds (default: the preset's)")
-        if "run_dir" in st.options():
-            sp.add_argument("--run-dir", type=Path, help="a trained run to use (default: train one under --out)")
-        if "families" in st.options():
-            sp.add_argument("--families", type=_names, help="these families only, comma-separated (default: all)")
-        if "budgets" in st.options():
-            sp.add_argument(
-                "--budgets",
-                type=budget_factors,
-                help="run the budget trend instead: both methods at these multiples of the tree phases' steps, "
-                "clustering only (e.g. 1,2,4)",
-            )
+    _study(sub)
 
     for fam in FAMILIES.all():
         if fam.commands.alias:
