@@ -7,9 +7,9 @@ Trains the branched family and the labelled baseline with its widths matched to 
 parameter count, each for ``--warm`` steps and for ``--warm`` + ``--steps`` steps from scratch: the difference of
 the two training loops' clocks is the time of ``--steps`` training steps (data, forward, backward, optimizer,
 EMA). The set-up (the data set, the branched family's tree discovery, whose time varies by seconds between runs)
-is outside those clocks. A short run first warms imports and
-caches. Measures the two ``--repeats`` times, alternating, and prints the medians of the milliseconds per step
-and of the pairs' ratios (this 2-core machine's speed drifts by a third within minutes).
+is outside those clocks. A short run first warms imports and caches. Measures the two ``--repeats`` times,
+alternating, and prints the medians of the milliseconds per step and of the pairs' ratios (this 2-core
+machine's speed drifts by a third within minutes).
 """
 
 from __future__ import annotations
