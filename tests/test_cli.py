@@ -233,3 +233,15 @@ def test_profile_prints_where_the_seconds_went(tmp_path):
     assert {"evaluate", "classifier", "modes (bootstrap)", "PRDC", "whole command"} <= parts.keys()
     assert parts["classifier"] <= parts["evaluate"] <= parts["whole command"]
     assert "  classifier" in "\n".join(table)  # nested under evaluate
+
+
+def test_profile_adds_up_the_timers_of_worker_processes():
+    from taxodiff import profiling
+
+    profiling.reset()
+    profiling.merge({"train": [2.0, 1]})
+    profiling.merge({"train": [3.0, 2], "sample": [1.0, 1]})
+    assert profiling.totals() == {"train": [5.0, 3], "sample": [1.0, 1]}
+    assert "every worker process" in profiling.table()
+    profiling.reset()
+    assert profiling.totals() == {} and "worker" not in profiling.table()

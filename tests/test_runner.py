@@ -87,13 +87,33 @@ def test_rows_are_merged_never_dropped(tmp_path, monkeypatch):
     assert summary["seeds"] == [0] and summary["rows_made"] == 0
 
 
-def test_the_branched_seeds_preset_runs_the_comparison_over_seeds_and_no_other_part(tmp_path):
+def test_the_branched_seeds_preset_on_two_workers_runs_the_comparison_and_no_other_part(tmp_path):
     out = tmp_path / "study"
     argv = ["study", "branched", "--preset", "seeds", "--seeds", "1", "--config", str(DIGITS), "--out", str(out)]
-    assert main([*argv, "--quiet", "--device", "cpu", "--set", "net.branch_network=whole"]) == 0
+    argv += ["--quiet", "--device", "cpu", "--set", "net.branch_network=whole", "--workers", "2"]
+    assert main(argv) == 0
     rows = _rows(out / "results.jsonl")
     assert sorted({r["model"] for r in rows if "model" in r}) == ["branched", "labelled"]
     assert [r["part"] for r in rows if "part" in r] == ["tree"]
+    # the baseline ran after the run it is configured from: its parameters matched to the branched network's
+    branched = {r["parameters"] for r in rows if r.get("model") == "branched"}.pop()
+    assert all(abs(r["parameters"] - branched) / branched < 0.05 for r in rows if r.get("model") == "labelled")
     md = (out / "report.md").read_text()
     assert "figures/tree.png" in md and "All classes at once" not in md
     assert "Continual learning" not in md and "Transmutation" not in md
+    assert main(argv) == 0  # every row found: none made again, no worker started
+    assert json.loads((out / "summary.json").read_text())["rows_made"] == 0
+
+
+def test_workers_take_a_job_after_those_training_its_runs_and_a_run_folder_one_job_at_a_time():
+    from taxodiff.studies.jobs import Job
+    from taxodiff.studies.pool import order
+
+    jobs = [
+        Job("c", 0, None, name="a"),  # type: ignore[arg-type]
+        Job("c", 0, None, name="a"),  # type: ignore[arg-type]  the same folder trained further
+        Job("c", 0, None, name="b", needs=("a",)),  # type: ignore[arg-type]
+        Job("c", 1, None, name="a"),  # type: ignore[arg-type]  another seed: free
+        Job("d", 0, None, name="b", needs=("x",)),  # type: ignore[arg-type]  a need no job trains: ignored
+    ]
+    assert order(jobs) == [set(), {0}, {1}, set(), set()]

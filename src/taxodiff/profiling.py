@@ -18,6 +18,7 @@ _on = os.environ.get("TAXODIFF_PROFILE", "") not in ("", "0")
 _stack: list[str] = []
 _totals: dict[str, list[float]] = {}  # path -> [seconds, calls]
 _start = time.perf_counter()
+_merged = False  # the timers include other processes' (merge)
 
 
 def enable() -> None:
@@ -56,8 +57,27 @@ def table() -> str:
         label = "  " * depth + path.rsplit(" > ", 1)[-1]
         lines.append(f"{label:<48} {calls:>6} {seconds:>9.1f} {seconds / wall:>6.1%}")
     lines.append(f"{'whole command':<48} {'':>6} {wall:>9.1f} {1:>6.0%}")
+    if _merged:
+        lines.append("(parts add up the seconds of every worker process: their shares of the wall clock sum past 100%)")
     return "\n".join(lines)
 
 
 def reset() -> None:
+    global _merged
     _totals.clear()
+    _merged = False
+
+
+def totals() -> dict[str, list[float]]:
+    """The timers so far, by path: [seconds, calls] (what :func:`merge` adds, e.g. a worker process's)."""
+    return {k: list(v) for k, v in _totals.items()}
+
+
+def merge(more: dict[str, list[float]]) -> None:
+    """Add another process's timers to these."""
+    global _merged
+    _merged = _merged or bool(more)
+    for path, (seconds, calls) in more.items():
+        entry = _totals.setdefault(path, [0.0, 0])
+        entry[0] += seconds
+        entry[1] += int(calls)

@@ -154,7 +154,7 @@ def _study(args: argparse.Namespace) -> int:
     st = STUDIES.get(args.study)
     preset = st.preset(args.preset, **{k: getattr(args, k, None) for k in st.options()})
     cfg = _config(args, under={**st.defaults, **preset.base})
-    run_study(st, cfg, preset, args.out, not args.quiet)
+    run_study(st, cfg, preset, args.out, not args.quiet, args.workers)
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; rows: {args.out / 'results.jsonl'}")
     return 0
 

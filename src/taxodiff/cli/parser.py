@@ -115,6 +115,10 @@ def _alias(sub: argparse._SubParsersAction, fam: Any) -> None:
 
 
 # the preset fields a study may offer as flags (Study.options): flag, type, help
+WORKERS = (
+    "training runs at once, each on its share of the CPU threads (default 1; on 2 cores 2 finish small networks "
+    "sooner: benchmarks/bench_workers.py); each run's seconds are then those of a run sharing the machine"
+)
 STUDY_OPTIONS = {
     "seeds": ("--seeds", positive_int, "number of seeds (default: the preset's)"),
     "run_dir": ("--run-dir", Path, "a trained run to use (default: train one under --out)"),
@@ -139,6 +143,7 @@ def _study(sub: argparse._SubParsersAction) -> None:
         presets = ", ".join(f"{k}: {p.help}" for k, p in st.presets.items())
         sp.add_argument("--preset", choices=tuple(st.presets), default=next(iter(st.presets)), help=presets)
         sp.add_argument("--out", type=Path, default=Path(st.default_out))
+        sp.add_argument("--workers", type=positive_int, default=1, help=WORKERS)
         for name in st.options():
             flag, kind, text = STUDY_OPTIONS[name]
             sp.add_argument(flag, type=kind, help=text)

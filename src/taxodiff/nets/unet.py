@@ -144,6 +144,12 @@ class Features:
         """The features of some rows of the batch."""
         return Features(self.h[idx], [s[idx] for s in self.skips], self.emb[idx], self.size)
 
+    def split(self, sizes: list[int]) -> list[Features]:
+        """The features cut into consecutive groups of rows of ``sizes``: views, and one gradient for all in
+        the backward pass (where gathering each group's rows by index costs a batch-sized gradient per group)."""
+        cut = [t.split(sizes) for t in (self.h, *self.skips, self.emb)]
+        return [Features(h, list(skips), emb, self.size) for h, *skips, emb in zip(*cut, strict=True)]
+
 
 def decoder_parts(cfg: UNetConfig, skips: list[int], c: int, levels: range) -> dict[str, nn.Module]:
     """The up levels ``levels`` (0 = the deepest) of a U-Net whose way down left skips of widths ``skips`` and a

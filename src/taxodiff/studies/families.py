@@ -27,8 +27,8 @@ from typing import Any
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
 from taxodiff.errors import TaxodiffError
+from taxodiff.studies.jobs import Context, Job
 from taxodiff.studies.regimes import Cell, cell_config
-from taxodiff.studies.runner import Context, Job
 from taxodiff.studies.study import Preset, Study
 
 BUDGET = ("steps", "batch_size", "lr")  # the diffusion network's trainer keys every family gets equal

@@ -26,8 +26,8 @@ from typing import Any
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
 from taxodiff.studies import Preset, Study
+from taxodiff.studies.jobs import Context, Job
 from taxodiff.studies.regimes import Cell, cell_config
-from taxodiff.studies.runner import Context, Job
 
 
 @dataclass(frozen=True)

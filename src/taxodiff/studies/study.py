@@ -30,7 +30,7 @@ class Study:
     kinds: tuple[str, ...]  # the data kinds it takes ("images", "sequences")
     presets: Mapping[str, Preset]  # the first is the default
     default_out: str
-    jobs: Callable[[Any, Any, Any], list[Any]]  # (config, preset, runner.Context) -> [Job | Measure]
+    jobs: Callable[[Any, Any, Any], list[Any]]  # (config, preset, jobs.Context) -> [Job | Measure]
     summarise: Callable[[Any, Any, list[dict[str, Any]], Path], dict[str, Any]]  # (config, preset, rows, out)
     report: Callable[[dict[str, Any], list[dict[str, Any]], Path], list[Any]]  # (summary, rows, out) -> blocks
     defaults: Mapping[str, Any] = field(default_factory=dict)  # dotted values it needs (a data source, a family)

@@ -60,12 +60,13 @@ class BranchedUNet(nn.Module):
             codes = torch.stack([h.code for h in self.heads])[head]
         f = self.trunk.encode(x, t, torch.zeros(x.shape[0], 1, device=x.device), extra=codes)
         f = UNet.decode(f, self.trunk.up, self.trunk.upsample)
-        asked = torch.unique(head).tolist()
+        asked, counts = torch.unique(head, return_counts=True)
         if len(asked) == 1:
-            return self._head(f, asked[0])
-        rows = [torch.nonzero(head == k).flatten() for k in asked]
-        out = torch.cat([self._head(f.rows(r), k) for r, k in zip(rows, asked, strict=True)])
-        return out[torch.argsort(torch.cat(rows))]
+            return self._head(f, int(asked))
+        order = torch.argsort(head, stable=True)  # each head's rows together, in batch order
+        parts = f.rows(order).split(counts.tolist())
+        out = torch.cat([self._head(part, k) for part, k in zip(parts, asked.tolist(), strict=True)])
+        return out[torch.argsort(order)]
 
     def _head(self, f: object, k: int) -> Tensor:
         h = self.heads[k]
@@ -88,12 +89,13 @@ class BranchUNets(nn.Module):
     def forward(self, x: Tensor, t: Tensor, head: Tensor) -> Tensor:
         t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
         none = torch.zeros(x.shape[0], 1, device=x.device)
-        asked = torch.unique(head).tolist()
+        asked, counts = torch.unique(head, return_counts=True)
         if len(asked) == 1:
-            return self.heads[asked[0]](x, t, none)
-        rows = [torch.nonzero(head == k).flatten() for k in asked]
-        out = torch.cat([self.heads[k](x[r], t[r], none[r]) for r, k in zip(rows, asked, strict=True)])
-        return out[torch.argsort(torch.cat(rows))]
+            return self.heads[int(asked)](x, t, none)
+        order = torch.argsort(head, stable=True)
+        parts = zip(*(v[order].split(counts.tolist()) for v in (x, t, none)), strict=True)
+        out = torch.cat([self.heads[k](*part) for part, k in zip(parts, asked.tolist(), strict=True)])
+        return out[torch.argsort(order)]
 
 
 def branched_network(cfg: UNetConfig, heads: int, head_levels: int, codes: bool, whole: bool) -> nn.Module:

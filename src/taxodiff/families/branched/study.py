@@ -30,7 +30,7 @@ from taxodiff.errors import TaxodiffError
 from taxodiff.families.branched.family import Branched
 from taxodiff.families.labelled.family import Labelled
 from taxodiff.studies import Preset, Study
-from taxodiff.studies.runner import Context, Job, Measure, config_digest, run_dir
+from taxodiff.studies.jobs import Context, Job, Measure, config_digest, run_dir
 
 REQUESTS = ({"request": "categories"}, {"request": "classes"})
 TRANSMUTE_SCALES = (1.0, 0.5, 0.25)  # images noised to the branch time, and to a half and a quarter of it

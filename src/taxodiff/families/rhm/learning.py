@@ -19,7 +19,7 @@ from taxodiff import config
 from taxodiff.config import RunConfig, to_dict
 from taxodiff.data.rhm.source import RHMSource
 from taxodiff.studies import Preset, Study
-from taxodiff.studies.runner import Context, Job
+from taxodiff.studies.jobs import Context, Job
 
 
 @dataclass(frozen=True)

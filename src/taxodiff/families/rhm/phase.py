@@ -21,7 +21,7 @@ from taxodiff import config, seeds
 from taxodiff.config import RunConfig, to_dict
 from taxodiff.data.rhm.source import RHMSource
 from taxodiff.studies import Preset, Study
-from taxodiff.studies.runner import Context, Job, Measure, config_digest, run_dir
+from taxodiff.studies.jobs import Context, Job, Measure, config_digest, run_dir
 
 
 def _grid(fine: int, coarse: int, knee: float = 0.4) -> tuple[float, ...]:

@@ -16,7 +16,7 @@ import numpy as np
 from taxodiff import config
 from taxodiff.config import RunConfig
 from taxodiff.families.treevae.family import VAE, TreeVAE
-from taxodiff.studies.runner import Job
+from taxodiff.studies.jobs import Job
 from taxodiff.studies.seeds import mean_sd
 
 PHASES = ("steps", "split_steps", "finetune_steps", "final_steps")  # the tree's phases: what a budget multiplies

@@ -27,7 +27,7 @@ from taxodiff.data.real.digits import Digits
 from taxodiff.families.treevae import budget
 from taxodiff.families.treevae.family import VAE, TreeVAE
 from taxodiff.studies import Preset, Study
-from taxodiff.studies.runner import Context, Job
+from taxodiff.studies.jobs import Context, Job
 from taxodiff.studies.seeds import mean_sd as _stat
 
 
