@@ -114,11 +114,12 @@ def _alias(sub: argparse._SubParsersAction, fam: Any) -> None:
         _verb(asub, verb)
 
 
-# the preset fields a study may offer as flags (Study.options): flag, type, help
+# every study's --workers
 WORKERS = (
     "training runs at once, each on its share of the CPU threads (default 1; on 2 cores 2 finish small networks "
     "sooner: benchmarks/bench_workers.py); each run's seconds are then those of a run sharing the machine"
 )
+# the preset fields a study may offer as flags (Study.options): flag, type, help
 STUDY_OPTIONS = {
     "seeds": ("--seeds", positive_int, "number of seeds (default: the preset's)"),
     "run_dir": ("--run-dir", Path, "a trained run to use (default: train one under --out)"),

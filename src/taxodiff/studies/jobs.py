@@ -133,10 +133,16 @@ def configured(job: Job, out: Path) -> Job:
     return replace(job, cfg=with_overrides(job.cfg, dict(job.configure(trained))), configure=None)
 
 
+def _row_ids(job: Job) -> list[tuple[Mapping[str, Any], str, str]]:
+    """(setting, sampling tag, row id) of each of the job's rows."""
+    digest, key = config_digest(job.cfg), job.key()
+    tags = [tag_of(job.cfg, s) for s in job.settings]
+    return [(s, t, row_id(key, tag=t, config_digest=digest)) for s, t in zip(job.settings, tags, strict=True)]
+
+
 def found_rows(job: Job, book: Book) -> list[dict[str, Any]] | None:
     """The job's rows if every one of them is in ``book`` (a job without settings: None)."""
-    digest = config_digest(job.cfg)
-    rows = [book.get(row_id(job.key(), tag=tag_of(job.cfg, s), config_digest=digest)) for s in job.settings]
+    rows = [book.get(rid) for _, _, rid in _row_ids(job)]
     return rows if job.settings and all(r is not None for r in rows) else None  # type: ignore[return-value]
 
 
@@ -150,9 +156,7 @@ def evaluate_job(job: Job, out: Path, book: Book, progress: bool) -> list[dict[s
     if not job.settings:
         api.train(job.cfg, where, resume=True, progress=progress)
     made = []
-    for setting in job.settings:
-        tag = tag_of(job.cfg, setting)
-        rid = row_id(job.key(), tag=tag, config_digest=digest)
+    for setting, tag, rid in _row_ids(job):
         row = book.get(rid)
         if row is None:
             train = train or api.train(job.cfg, where, resume=True, progress=progress)

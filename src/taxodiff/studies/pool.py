@@ -32,14 +32,13 @@ class Found:
     """A worker's view of ``results.jsonl``: the rows found when its job was handed out, and those it made."""
 
     def __init__(self, by_id: Mapping[str, dict[str, Any]]) -> None:
-        self.by_id, self.made = dict(by_id), 0
+        self.by_id = dict(by_id)
 
     def get(self, rid: str) -> dict[str, Any] | None:
         return self.by_id.get(rid)
 
     def add(self, row: dict[str, Any]) -> dict[str, Any]:
         self.by_id[row["id"]] = row
-        self.made += 1
         return row
 
 

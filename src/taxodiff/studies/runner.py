@@ -58,8 +58,8 @@ def run(
     if workers > 1:
         from taxodiff.studies.pool import run_jobs
 
-        jobs = [(k, item) for k, item in enumerate(work) if isinstance(item, Job)]
-        done = dict(zip([k for k, _ in jobs], run_jobs([j for _, j in jobs], out, book, workers), strict=True))
+        at = [k for k, item in enumerate(work) if isinstance(item, Job)]
+        done = dict(zip(at, run_jobs([work[k] for k in at], out, book, workers), strict=True))
     rows: list[dict[str, Any]] = []
     for k, item in enumerate(work):
         if isinstance(item, Measure):
