@@ -49,6 +49,9 @@ def test_the_report_has_a_table_per_regime_the_figure_and_findings(study: Path) 
     md = (study / "report.md").read_text()
     assert "## Findings" in md and md.count("| family | weights | guidance |") == 2
     assert "Given the weights" in md and "Pixel SWD against the data's own" in md
+    glance = md.split("## At a glance")[1].split("\n## ")[0]
+    rows = [line.split(" | ")[0].strip("| ") for line in glance.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["flat", "hierarchical", "branched", "labelled", "treevae"]  # one row per family, baseline first
     assert (study / "figures" / "kl_vs_pixels.png").stat().st_size > 1000
     summary = json.loads((study / "summary.json").read_text())
     assert summary["families"]["labelled"]["weights"] == "given"
