@@ -1,4 +1,8 @@
 import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,3 +158,24 @@ def test_taxodiff_bf16_0_makes_auto_precision_float32(monkeypatch):
     assert not bf16_supported(torch.device("cpu"))
     assert mixed_precision(torch.device("cpu"), "auto") == "no"
     assert mixed_precision(torch.device("cpu"), "bf16") == "bf16"  # asked for by name: still given
+
+
+def _bump(lock: str, counter: str) -> None:
+    with runs.locked(lock):
+        n = int(Path(counter).read_text())
+        time.sleep(0.3)  # long enough for the other processes to read the same count, were they not waiting
+        Path(counter).write_text(str(n + 1))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks are POSIX")
+def test_locked_blocks_of_several_processes_take_turns(tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    counter.write_text("0")
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_bump, args=(str(tmp_path / "x.lock"), str(counter))) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert counter.read_text() == "3"  # unlocked, their reads overlap and the count comes out short

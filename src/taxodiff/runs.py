@@ -19,6 +19,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,27 @@ def cache_dir() -> Path:
     """Where derived data are cached (trained domain classifiers, decoded image sets): ``TAXODIFF_CACHE``, or
     ~/.cache/taxodiff."""
     return Path(os.environ.get("TAXODIFF_CACHE", Path.home() / ".cache" / "taxodiff"))
+
+
+@contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """An exclusive lock on the file ``path`` (made if missing) while the block runs: processes that compute the
+    same cached thing take turns, so one computes it and the others find it (two study workers, two commands).
+    Where the platform has no ``fcntl`` (Windows) the block runs unlocked; cached files are written atomically
+    either way."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _umask() -> int:

@@ -135,18 +135,26 @@ def load_or_train(d: ClassifierData, device: torch.device, progress: bool = True
     key = d.digest()
     folder = runs.cache_dir() / "classifiers" / key
     cfg = _net_config(d)
-    if (folder / "info.json").exists() and (folder / "model.safetensors").exists():
-        info = runs.read_json(folder / "info.json")
-        net = ConvClassifier(cfg)
-        net.load_state_dict(load_file(str(folder / "model.safetensors")))
-        return net.to(device).eval(), info | {"cached": True}
-    net, scores = train_classifier(d, device, progress)
-    info = {**scores, "classes": d.classes, "n_test": len(d.test), "n_train": len(d.train), "key": key, "spec": d.key}
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".model.{os.getpid()}.tmp"
-    save_file({k: v.cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
-    runs.write_json(folder / "info.json", info)
+    with runs.locked(folder.parent / f".{key}.lock"):  # one process trains it, the others wait and load it
+        if (folder / "info.json").exists() and (folder / "model.safetensors").exists():
+            info = runs.read_json(folder / "info.json")
+            net = ConvClassifier(cfg)
+            net.load_state_dict(load_file(str(folder / "model.safetensors")))
+            return net.to(device).eval(), info | {"cached": True}
+        net, scores = train_classifier(d, device, progress)
+        info = {
+            **scores,
+            "classes": d.classes,
+            "n_test": len(d.test),
+            "n_train": len(d.train),
+            "key": key,
+            "spec": d.key,
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".model.{os.getpid()}.tmp"
+        save_file({k: v.cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+        os.replace(tmp, folder / "model.safetensors")
+        runs.write_json(folder / "info.json", info)
     return net, info | {"cached": False}
 
 
