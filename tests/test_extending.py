@@ -14,10 +14,11 @@ from taxodiff import api, config
 from taxodiff.config.fields import choice
 from taxodiff.data import SOURCES
 from taxodiff.data.real.labelled import LabelledImages, RealData
+from taxodiff.errors import TaxodiffError
 from taxodiff.families import FAMILIES
 from taxodiff.families.base import Roles
 from taxodiff.families.conditional import ConditionalImages
-from taxodiff.studies import STUDIES, run_study
+from taxodiff.studies import STUDIES, pool, run_study
 from tests.conftest import TINY
 
 
@@ -102,6 +103,17 @@ def test_a_source_defined_here_trains_evaluates_and_runs_a_study(tmp_path, sourc
     assert cfg.data.source == "stripes" and api.train(cfg, tmp_path / "run", progress=False)["steps"] == 4
     ev = api.evaluate(tmp_path / "run", progress=False)
     assert set(ev["images"]["categories"]) == {"rows", "columns"}
-    study = STUDIES.get("mode-collapse")
-    out = run_study(study, config.load(None, sets), study.preset("demo", scales=(0.0,)), tmp_path / "demo", False)
+    study = STUDIES.get("mode-collapse")  # on two worker processes, which register the source again
+    preset = study.preset("demo", scales=(0.0,))
+    out = run_study(study, config.load(None, sets), preset, tmp_path / "demo", False, workers=2)
     assert {r["model"] for r in out["rows"]} == {"flat", "hierarchical"} and out["rows_made"] == 2
+
+
+def test_a_plugin_that_workers_cannot_import_is_refused_in_one_line(source):
+    class Local(Stripes):  # defined inside a function: another process cannot find it
+        pass
+
+    assert pool.plugins()[1] == {"stripes": Stripes}
+    SOURCES.register("stripes", Local)
+    with pytest.raises(TaxodiffError, match="--workers cannot take the data source 'stripes' registered at run"):
+        pool.plugins()

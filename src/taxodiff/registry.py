@@ -20,6 +20,7 @@ class Registry(Generic[T]):
         self.what, self.key = what, key  # e.g. "model family", "model"
         self._targets = dict(entries)
         self._loaded: dict[str, T] = {}
+        self._builtin = dict(entries)
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._targets)
@@ -44,6 +45,15 @@ class Registry(Generic[T]):
         self._targets[name] = target if isinstance(target, str) else f"<object {name}>"
         if not isinstance(target, str):
             self._loaded[name] = target
+
+    def added(self) -> dict[str, str | T]:
+        """The entries registered at run time, each as :meth:`register` took it (to register them again in
+        another process)."""
+        out: dict[str, str | T] = {}
+        for name, target in self._targets.items():
+            if self._builtin.get(name) != target:
+                out[name] = self._loaded[name] if target.startswith("<object ") else target
+        return out
 
     def unregister(self, name: str) -> None:
         self._targets.pop(name, None)

@@ -7,14 +7,16 @@ once: it hands out jobs whose needed runs are trained, appends every row a worke
 (the study resumes as before), and runs the measures after the jobs. A run's training and evaluation are those
 of the sequential runner on fewer threads, whose sums run in another order: its weights and rows are not
 bit-identical to those of the same seed trained alone, and its training seconds are those of a run sharing the
-machine. Families and data sources registered at run time (plug-ins) exist only in the main process: with them,
-run one worker.
+machine. Families and data sources registered at run time (plug-ins) are registered again in every worker, so
+they must pickle (a class defined at a module's top level does; one defined inside a function does not, and is
+refused in one line).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -23,7 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from taxodiff import profiling
+from taxodiff.errors import TaxodiffError
+from taxodiff.registry import Registry
 from taxodiff.studies.jobs import Job, Rows, configured, evaluate_job, found_rows
+
+Plugins = list[dict[str, Any]]  # per registry of _registries(): the entries registered at run time
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
@@ -42,8 +48,9 @@ class Found:
         return row
 
 
-def _start(threads: int, profile: bool) -> None:
-    """A worker's set-up: it dies with the main process (Linux), its threads, the profiling timers if on."""
+def _start(threads: int, profile: bool, plugins: Plugins) -> None:
+    """A worker's set-up: it dies with the main process (Linux), its threads, the profiling timers if on, the
+    main process's plug-ins."""
     if sys.platform.startswith("linux"):  # a killed study leaves no worker training on in its folders
         import ctypes
 
@@ -53,6 +60,44 @@ def _start(threads: int, profile: bool) -> None:
     torch.set_num_threads(threads)
     if profile:
         profiling.enable()
+    for registry, added in zip(_registries(), plugins, strict=True):
+        for name, target in added.items():
+            registry.register(name, target)
+
+
+def _registries() -> list[Registry[Any]]:
+    """The registries a job looks names up in: model families and data sources."""
+    from taxodiff.data import SOURCES
+    from taxodiff.families import FAMILIES
+
+    return [FAMILIES, SOURCES]
+
+
+def plugins() -> Plugins:
+    """What was registered at run time in this process, for the workers: one line (exit 2) if an entry does not
+    pickle and so cannot reach them."""
+    added = [registry.added() for registry in _registries()]
+    for registry, entries in zip(_registries(), added, strict=True):
+        for name, target in entries.items():
+            if not _reaches_workers(target):
+                raise TaxodiffError(
+                    f"--workers cannot take the {registry.what} {name!r} registered at run time: its class cannot "
+                    "be imported by another process; allowed are --workers 1, or the class defined at the top "
+                    "level of a module or script file"
+                )
+    return added
+
+
+def _reaches_workers(target: Any) -> bool:
+    """Whether a spawned process can find ``target`` (a ``"module:attribute"`` string always can): it pickles,
+    by reference, and a ``__main__`` of its own is a file the process runs again (not a notebook)."""
+    if isinstance(target, str):
+        return True
+    try:
+        pickle.dumps(target)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return getattr(target, "__module__", "") != "__main__" or hasattr(sys.modules["__main__"], "__file__")
 
 
 def _work(job: Job, out: Path, by_id: Mapping[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict]:
@@ -120,7 +165,7 @@ def _threads(workers: int) -> int:
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    args = (_threads(workers), profiling.enabled())
+    args = (_threads(workers), profiling.enabled(), plugins())
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=args)
 
 
