@@ -11,6 +11,9 @@ import pytest
 from taxodiff import api
 from taxodiff.cli import main
 from taxodiff.families import families_for
+from taxodiff.studies import STUDIES
+from taxodiff.studies.pool import usable_cpus
+from taxodiff.studies.runner import default_workers
 from tests.conftest import ROOT
 
 CONFIG = ROOT / "tests" / "configs" / "tiny_families.yaml"
@@ -64,9 +67,15 @@ def test_running_it_again_evaluates_nothing(study: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(api, "evaluate", lambda *a, **k: (calls.append(str(a[0])), real(*a, **k))[1])
     before = _rows(study)
     argv = ["study", "families", "--config", str(CONFIG), "--seeds", "2", "--out", str(study), "--quiet"]
-    assert main([*argv, "--device", "cpu"]) == 0
+    assert main([*argv, "--device", "cpu", "--workers", "1"]) == 0  # in this process, where evaluate is counted
     assert calls == [] and _rows(study) == before
     assert json.loads((study / "summary.json").read_text())["rows_made"] == 0
+
+
+def test_it_runs_two_training_runs_at_once_by_default_on_a_cpu() -> None:
+    """The fixture above ran on the default workers: two processes where the machine has two CPUs."""
+    assert default_workers(STUDIES.get("families"), "cpu") == min(2, usable_cpus())
+    assert default_workers(STUDIES.get("mode-collapse"), "cpu") == 1
 
 
 @pytest.mark.parametrize(

@@ -150,11 +150,12 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace) -> int:
     from taxodiff.studies import STUDIES, run_study
+    from taxodiff.studies.runner import default_workers
 
     st = STUDIES.get(args.study)
     preset = st.preset(args.preset, **{k: getattr(args, k, None) for k in st.options()})
     cfg = _config(args, under={**st.defaults, **preset.base})
-    run_study(st, cfg, preset, args.out, not args.quiet, args.workers)
+    run_study(st, cfg, preset, args.out, not args.quiet, args.workers or default_workers(st, cfg.device))
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; rows: {args.out / 'results.jsonl'}")
     return 0
 

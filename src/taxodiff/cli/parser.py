@@ -116,8 +116,9 @@ def _alias(sub: argparse._SubParsersAction, fam: Any) -> None:
 
 # every study's --workers
 WORKERS = (
-    "training runs at once, each on its share of the CPU threads (default 1; on 2 cores 2 finish small networks "
-    "sooner: benchmarks/bench_workers.py); each run's seconds are then those of a run sharing the machine"
+    "training runs at once, each on its share of the CPU threads (default on a CPU: {n}, at most one per CPU; 1 on "
+    "a GPU; on 2 cores 2 finish small networks sooner: benchmarks/bench_workers.py); each run's seconds are then "
+    "those of a run sharing the machine"
 )
 # the preset fields a study may offer as flags (Study.options): flag, type, help
 STUDY_OPTIONS = {
@@ -144,7 +145,7 @@ def _study(sub: argparse._SubParsersAction) -> None:
         presets = ", ".join(f"{k}: {p.help}" for k, p in st.presets.items())
         sp.add_argument("--preset", choices=tuple(st.presets), default=next(iter(st.presets)), help=presets)
         sp.add_argument("--out", type=Path, default=Path(st.default_out))
-        sp.add_argument("--workers", type=positive_int, default=1, help=WORKERS)
+        sp.add_argument("--workers", type=positive_int, help=WORKERS.format(n=st.workers))
         for name in st.options():
             flag, kind, text = STUDY_OPTIONS[name]
             sp.add_argument(flag, type=kind, help=text)

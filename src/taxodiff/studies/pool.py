@@ -158,9 +158,13 @@ def run_jobs(jobs: Sequence[Job], out: Path, book: Rows, workers: int) -> list[l
     return [r or [] for r in results]
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _threads(workers: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // workers)
+    return max(1, usable_cpus() // workers)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:

@@ -51,6 +51,10 @@ def run(
 
     out = Path(out)
     work = study.jobs(cfg, preset, Context(out, progress))  # bad input is refused before anything is written
+    if workers > 1:
+        from taxodiff.studies.pool import plugins
+
+        plugins()  # refused here if a plug-in cannot reach the workers
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(out)
     book = Rows(out / "results.jsonl", clock.tick)
@@ -79,8 +83,18 @@ def run(
 def run_study(
     study: Study, cfg: Any, preset: Any, out: Path, progress: bool = True, workers: int = 1
 ) -> dict[str, Any]:
-    """Check that the study takes the config's data, then run it (:func:`taxodiff.studies.runner.run`)."""
+    """Check that the study takes the config's data, then run it (:func:`taxodiff.studies.runner.run`). With
+    ``workers`` > 1 a script must start it under ``if __name__ == "__main__":`` (the workers are spawned)."""
     from taxodiff.data import get_source
 
     study.check(get_source(cfg.data.source).kind, cfg.data.source)
     return run(study, cfg, preset, Path(out), progress, workers)
+
+
+def default_workers(study: Study, device: str) -> int:
+    """The command line's default workers: the study's own number on a CPU, at most one per CPU; one on a GPU
+    (its runs would share it)."""
+    from taxodiff.studies.pool import usable_cpus
+    from taxodiff.train.distributed import resolve_device
+
+    return 1 if resolve_device(device).type != "cpu" else max(1, min(study.workers, usable_cpus()))

@@ -34,6 +34,7 @@ class Study:
     summarise: Callable[[Any, Any, list[dict[str, Any]], Path], dict[str, Any]]  # (config, preset, rows, out)
     report: Callable[[dict[str, Any], list[dict[str, Any]], Path], list[Any]]  # (summary, rows, out) -> blocks
     defaults: Mapping[str, Any] = field(default_factory=dict)  # dotted values it needs (a data source, a family)
+    workers: int = 1  # its default --workers on a CPU (at most one per CPU): what benchmarks/bench_workers.py supports
 
     def options(self) -> tuple[str, ...]:
         """The preset fields every preset of this study has beyond name, help and base: the CLI offers each."""
