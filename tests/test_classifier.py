@@ -2,7 +2,7 @@
 
 import torch
 
-from taxodiff import config
+from taxodiff import config, runs
 from taxodiff.data import get_source
 from taxodiff.data.shapes.render import StyleConfig, style_targets
 from taxodiff.evaluate.classifier import classifier_data, corrupt, domain_classifier, predict
@@ -15,10 +15,14 @@ def _source(**over):  # type: ignore[no-untyped-def]
     return get_source(cfg.data.source)(cfg)
 
 
-def test_cached_classifier_round_trip():
+def test_cached_classifier_round_trip(monkeypatch):
+    locks = []
+    real = runs.locked
+    monkeypatch.setattr(runs, "locked", lambda path: (locks.append(path), real(path))[1])
     a, info_a = domain_classifier(_source(), torch.device("cpu"), progress=False)
     b, info_b = domain_classifier(_source(), torch.device("cpu"), progress=False)
     assert not info_a["cached"] and info_b["cached"]
+    assert len(locks) == 1  # trained under the lock; found in the cache without it
     assert info_a["accuracy"] == info_b["accuracy"] and info_b["classes"] == ["dog", "car", "star"]
     x = torch.rand(5, 3, 16, 16) * 2 - 1
     assert torch.equal(predict(a, x), predict(b, x))

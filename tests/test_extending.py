@@ -18,7 +18,7 @@ from taxodiff.errors import TaxodiffError
 from taxodiff.families import FAMILIES
 from taxodiff.families.base import Roles
 from taxodiff.families.conditional import ConditionalImages
-from taxodiff.studies import STUDIES, pool, run_study
+from taxodiff.studies import STUDIES, plugins, run_study
 from tests.conftest import TINY
 
 
@@ -109,11 +109,15 @@ def test_a_source_defined_here_trains_evaluates_and_runs_a_study(tmp_path, sourc
     assert {r["model"] for r in out["rows"]} == {"flat", "hierarchical"} and out["rows_made"] == 2
 
 
-def test_a_plugin_that_workers_cannot_import_is_refused_in_one_line(source):
+def test_a_plugin_that_workers_cannot_import_is_refused_before_anything_is_written(tmp_path, source):
     class Local(Stripes):  # defined inside a function: another process cannot find it
         pass
 
-    assert pool.plugins()[1] == {"stripes": Stripes}
+    assert plugins.collect({})["data source"] == {"stripes": Stripes}
     SOURCES.register("stripes", Local)
-    with pytest.raises(TaxodiffError, match="--workers cannot take the data source 'stripes' registered at run"):
-        pool.plugins()
+    assert plugins.collect({})["data source"] == {}  # unused by the study: left out, nothing refused
+    sets = {"data.source": "stripes", "hierarchy": {"rows": ["row2", "row5"], "columns": ["col2", "col5"]}}
+    study = STUDIES.get("mode-collapse")
+    with pytest.raises(TaxodiffError, match="cannot take the data source 'stripes' registered at run time"):
+        run_study(study, config.load(None, sets), study.preset("demo", scales=(0.0,)), tmp_path / "x", False, 2)
+    assert not (tmp_path / "x").exists()

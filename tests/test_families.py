@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from taxodiff import api
+from taxodiff import api, studies
 from taxodiff.cli import main
 from taxodiff.families import families_for
-from taxodiff.studies import STUDIES
+from taxodiff.studies import STUDIES, families_report
 from taxodiff.studies.pool import usable_cpus
 from taxodiff.studies.runner import default_workers
+from taxodiff.train import distributed
 from tests.conftest import ROOT
 
 CONFIG = ROOT / "tests" / "configs" / "tiny_families.yaml"
@@ -61,6 +63,41 @@ def test_the_report_has_a_table_per_regime_the_figure_and_findings(study: Path) 
     assert "phases of its own" in summary["families"]["treevae"]["phases"]
 
 
+def _group(model: str, cell: str, w: float | None, kl: float, lost: int = 0) -> dict:
+    seeds = [[] for _ in range(2)]
+    for i in range(lost):
+        seeds[i] = ["dog"]
+    return {"model": model, "cell": cell, "guidance": w, "kl": kl, "kl_ci": [kl / 2, kl * 2], "seeds": [0, 1]} | {
+        "categories": {"animal": {"lost_in_seeds": seeds}},
+        "pixel_swd": 3.0 * (1 + (w or 0)),
+        "pixel_swd_data": 2.0,
+        "class_accuracy": 0.9,
+        "train_seconds": "10 ± 1",
+    }
+
+
+def test_the_glance_puts_every_value_under_its_regime_and_scale() -> None:
+    """Scales listed in the heading's order whatever order the rows came in, "-" where a scale was not run, one
+    value for a family without guidance, and the first regime's unguided group for pixels and accuracy."""
+    groups = [
+        _group("flat", "reference", 3.0, 0.05),
+        _group("flat", "reference", 0.0, 0.004),
+        _group("flat", "imbalanced", 0.0, 0.03, lost=1),
+        _group("tree", "reference", None, 0.002),
+        _group("tree", "imbalanced", None, 0.001),
+    ]
+    summary = {
+        "groups": groups,
+        "cells": [{"name": "reference"}, {"name": "imbalanced"}],
+        "families": {"flat": {"weights": "learned"}, "tree": {"weights": "unlabelled"}},
+    }
+    head, rows = families_report.glance(summary)
+    assert head[2:4] == ["KL, reference (guidance 0 / 3)", "KL, imbalanced (guidance 0 / 3)"]
+    assert rows[0][:4] == ["flat", "learned", "0.0040 / 0.0500", "0.0300 (lost in 1 of 2) / -"]
+    assert rows[0][4:] == ["no", "1.50x", "0.900", "10 ± 1"]  # pixels and accuracy of reference, guidance 0
+    assert rows[1][2:5] == ["0.0020", "0.0010", "yes"]
+
+
 def test_running_it_again_evaluates_nothing(study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real = api.evaluate
@@ -72,10 +109,17 @@ def test_running_it_again_evaluates_nothing(study: Path, monkeypatch: pytest.Mon
     assert json.loads((study / "summary.json").read_text())["rows_made"] == 0
 
 
-def test_it_runs_two_training_runs_at_once_by_default_on_a_cpu() -> None:
-    """The fixture above ran on the default workers: two processes where the machine has two CPUs."""
-    assert default_workers(STUDIES.get("families"), "cpu") == min(2, usable_cpus())
+def test_the_command_line_takes_the_study_s_own_workers_on_a_cpu_and_one_on_a_gpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    monkeypatch.setattr(studies, "run_study", lambda *a: seen.append(a[5]) or {})
+    argv = ["study", "families", "--config", str(CONFIG), "--out", str(tmp_path / "x"), "--quiet", "--device", "cpu"]
+    assert main(argv) == 0 and main([*argv, "--workers", "1"]) == 0
+    assert seen == [min(2, usable_cpus()), 1]
     assert default_workers(STUDIES.get("mode-collapse"), "cpu") == 1
+    monkeypatch.setattr(distributed, "resolve_device", lambda name: torch.device("cuda"))
+    assert main(argv) == 0 and seen[-1] == 1
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,9 @@ class Registry(Generic[T]):
     def register(self, name: str, target: str | T) -> None:
         """Add an entry: ``"module:attribute"``, or the object itself."""
         self._targets[name] = target if isinstance(target, str) else f"<object {name}>"
-        if not isinstance(target, str):
+        if isinstance(target, str):
+            self._loaded.pop(name, None)  # loaded again from the new target
+        else:
             self._loaded[name] = target
 
     def added(self) -> dict[str, str | T]:

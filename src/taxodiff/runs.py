@@ -14,6 +14,7 @@ before ``latest`` points at it. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -40,21 +41,20 @@ def cache_dir() -> Path:
 def locked(path: str | Path) -> Iterator[None]:
     """An exclusive lock on the file ``path`` (made if missing) while the block runs: processes that compute the
     same cached thing take turns, so one computes it and the others find it (two study workers, two commands).
-    Where the platform has no ``fcntl`` (Windows) the block runs unlocked; cached files are written atomically
-    either way."""
+    Where the lock cannot be had (no ``fcntl`` on Windows, a read-only folder, a file system without locks) the
+    block runs unlocked: cached files are written atomically either way."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
+        fcntl = None  # type: ignore[assignment]
+    with contextlib.ExitStack() as stack:
+        if fcntl is not None:
+            with contextlib.suppress(OSError):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                f = stack.enter_context(open(path, "a"))  # noqa: SIM115 - closed by the stack
+                fcntl.flock(f, fcntl.LOCK_EX)
+                stack.callback(fcntl.flock, f, fcntl.LOCK_UN)
         yield
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _umask() -> int:

@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -128,19 +129,30 @@ def embed(net: ConvClassifier, images: torch.Tensor, batch: int = 512) -> torch.
     return torch.cat([net.embed(images[i : i + batch].to(device)).cpu() for i in range(0, len(images), batch)])
 
 
+def _cached(folder: Path, cfg: ClassifierConfig, device: torch.device) -> tuple[ConvClassifier, dict] | None:
+    from safetensors.torch import load_file
+
+    if not ((folder / "info.json").exists() and (folder / "model.safetensors").exists()):
+        return None
+    net = ConvClassifier(cfg)
+    net.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return net.to(device).eval(), runs.read_json(folder / "info.json") | {"cached": True}
+
+
 def load_or_train(d: ClassifierData, device: torch.device, progress: bool = True) -> tuple[ConvClassifier, dict]:
     """The cached classifier for ``d`` or a newly trained (and cached) one; info holds its held-out accuracy."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     key = d.digest()
     folder = runs.cache_dir() / "classifiers" / key
     cfg = _net_config(d)
+    found = _cached(folder, cfg, device)  # read without the lock: a read-only cache serves as before
+    if found:
+        return found
     with runs.locked(folder.parent / f".{key}.lock"):  # one process trains it, the others wait and load it
-        if (folder / "info.json").exists() and (folder / "model.safetensors").exists():
-            info = runs.read_json(folder / "info.json")
-            net = ConvClassifier(cfg)
-            net.load_state_dict(load_file(str(folder / "model.safetensors")))
-            return net.to(device).eval(), info | {"cached": True}
+        found = _cached(folder, cfg, device)
+        if found:
+            return found
         net, scores = train_classifier(d, device, progress)
         info = {
             **scores,

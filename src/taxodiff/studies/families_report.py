@@ -178,10 +178,14 @@ HEAD = [
 ]
 
 
-def _lost(g: dict[str, Any]) -> str:
+def _lost_count(g: dict[str, Any]) -> tuple[int, int]:
+    """The seeds of a group that lost a class, and its seeds."""
     n = len(g["seeds"])
-    k = sum(any(v["lost_in_seeds"][i] for v in g["categories"].values()) for i in range(n))
-    return f"{k} of {n}"
+    return sum(any(v["lost_in_seeds"][i] for v in g["categories"].values()) for i in range(n)), n
+
+
+def _lost(g: dict[str, Any]) -> str:
+    return "{} of {}".format(*_lost_count(g))
 
 
 def _row(g: dict[str, Any], fam: dict[str, Any]) -> list[str]:
@@ -207,34 +211,39 @@ def _row(g: dict[str, Any], fam: dict[str, Any]) -> list[str]:
 
 
 def glance(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """One row per family, every regime and guidance scale side by side: the mean KL at each scale (a family
-    without guidance has one) with the seeds that lost a class, whether it kept the weights in every seed and setting
-    ("given" for a family handed them), and, on the class tree as given, unguided: pixel SWD against the data's,
-    class accuracy or fidelity, training seconds."""
+    """One row per family, every regime and guidance scale side by side: the mean KL at each scale ("-" where it
+    was not run; a family without guidance has one value) with the seeds that lost a class, whether it kept the
+    weights in every seed and setting ("given" for a family handed them), and, in the first regime unguided:
+    pixel SWD against the data's, class accuracy or fidelity, training seconds."""
     groups, cells = summary["groups"], [c["name"] for c in summary["cells"]]
-    scales = sorted({g["guidance"] or 0.0 for g in groups})
-    shown_scales = " / ".join(f"{w:g}" for w in scales)
+    scales = sorted({g["guidance"] for g in groups if g["guidance"] is not None})
+    shown_scales = " / ".join(f"{w:g}" for w in scales) or "none"
     head = ["family", "weights"]
     head += [f"KL, {c} (guidance {shown_scales})" for c in cells]
     head += ["kept the weights everywhere", "pixel SWD / data's", "class accuracy / fidelity", "train s"]
-    body = []
-    for name, fam in summary["families"].items():
-        mine = [g for g in groups if g["model"] == name]
-        per_cell = [[g for g in mine if g["cell"] == c] for c in cells]
-        first = per_cell[0][0]
-        row = [name, fam["weights"]]
-        row += [" / ".join(_kl_lost(g) for g in at) for at in per_cell]
-        row.append("given" if fam["weights"] == "given" else ("yes" if all(kept(g) for g in mine) else "no"))
-        ratio = f"{first['pixel_swd'] / first['pixel_swd_data']:.2f}x" if "pixel_swd" in first else "n/a"
-        accuracy = first.get("fidelity", first.get("class_accuracy"))
-        row += [ratio, "n/a" if accuracy is None else f"{accuracy:.3f}", first["train_seconds"]]
-        body.append(row)
-    return head, body
+    at = {(g["model"], g["cell"], g["guidance"]): g for g in groups}
+    return head, [_glance_row(name, fam, cells, scales, at) for name, fam in summary["families"].items()]
+
+
+def _glance_row(name: str, fam: dict[str, Any], cells: list[str], scales: list[float], at: dict) -> list[str]:
+    mine = [g for key, g in at.items() if key[0] == name]
+    guided = any(g["guidance"] is not None for g in mine)
+    row = [name, fam["weights"]]
+    for cell in cells:
+        keys = [(name, cell, w) for w in scales] if guided else [(name, cell, None)]
+        row.append(" / ".join(_kl_lost(at[k]) if k in at else "-" for k in keys))
+    row.append("given" if fam["weights"] == "given" else ("yes" if all(kept(g) for g in mine) else "no"))
+    first = at.get((name, cells[0], 0.0 if guided else None))
+    if first is None:
+        return row + ["n/a"] * 3
+    ratio = f"{first['pixel_swd'] / first['pixel_swd_data']:.2f}x" if "pixel_swd" in first else "n/a"
+    accuracy = first.get("fidelity", first.get("class_accuracy"))
+    return row + [ratio, "n/a" if accuracy is None else f"{accuracy:.3f}", first["train_seconds"]]
 
 
 def _kl_lost(g: dict[str, Any]) -> str:
-    lost = _lost(g)
-    return f"{g['kl']:.4f}" + ("" if lost.startswith("0 ") else f" (lost in {lost})")
+    k, n = _lost_count(g)
+    return f"{g['kl']:.4f}" + (f" (lost in {k} of {n})" if k else "")
 
 
 def table(summary: dict[str, Any], cell: str) -> tuple[list[str], list[list[str]]]:

@@ -7,16 +7,14 @@ once: it hands out jobs whose needed runs are trained, appends every row a worke
 (the study resumes as before), and runs the measures after the jobs. A run's training and evaluation are those
 of the sequential runner on fewer threads, whose sums run in another order: its weights and rows are not
 bit-identical to those of the same seed trained alone, and its training seconds are those of a run sharing the
-machine. Families and data sources registered at run time (plug-ins) are registered again in every worker, so
-they must pickle (a class defined at a module's top level does; one defined inside a function does not, and is
-refused in one line).
+machine. Families and data sources registered at run time (plug-ins) are registered again in every worker
+(:mod:`taxodiff.studies.plugins`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,11 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from taxodiff import profiling
-from taxodiff.errors import TaxodiffError
-from taxodiff.registry import Registry
 from taxodiff.studies.jobs import Job, Rows, configured, evaluate_job, found_rows
-
-Plugins = list[dict[str, Any]]  # per registry of _registries(): the entries registered at run time
+from taxodiff.studies.plugins import Plugins, install
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
@@ -60,44 +55,7 @@ def _start(threads: int, profile: bool, plugins: Plugins) -> None:
     torch.set_num_threads(threads)
     if profile:
         profiling.enable()
-    for registry, added in zip(_registries(), plugins, strict=True):
-        for name, target in added.items():
-            registry.register(name, target)
-
-
-def _registries() -> list[Registry[Any]]:
-    """The registries a job looks names up in: model families and data sources."""
-    from taxodiff.data import SOURCES
-    from taxodiff.families import FAMILIES
-
-    return [FAMILIES, SOURCES]
-
-
-def plugins() -> Plugins:
-    """What was registered at run time in this process, for the workers: one line (exit 2) if an entry does not
-    pickle and so cannot reach them."""
-    added = [registry.added() for registry in _registries()]
-    for registry, entries in zip(_registries(), added, strict=True):
-        for name, target in entries.items():
-            if not _reaches_workers(target):
-                raise TaxodiffError(
-                    f"--workers cannot take the {registry.what} {name!r} registered at run time: its class cannot "
-                    "be imported by another process; allowed are --workers 1, or the class defined at the top "
-                    "level of a module or script file"
-                )
-    return added
-
-
-def _reaches_workers(target: Any) -> bool:
-    """Whether a spawned process can find ``target`` (a ``"module:attribute"`` string always can): it pickles,
-    by reference, and a ``__main__`` of its own is a file the process runs again (not a notebook)."""
-    if isinstance(target, str):
-        return True
-    try:
-        pickle.dumps(target)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        return False
-    return getattr(target, "__module__", "") != "__main__" or hasattr(sys.modules["__main__"], "__file__")
+    install(plugins)
 
 
 def _work(job: Job, out: Path, by_id: Mapping[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict]:
@@ -121,7 +79,9 @@ def order(jobs: Sequence[Job]) -> list[set[int]]:
     return after
 
 
-def run_jobs(jobs: Sequence[Job], out: Path, book: Rows, workers: int) -> list[list[dict[str, Any]]]:
+def run_jobs(
+    jobs: Sequence[Job], out: Path, book: Rows, workers: int, plugins: Plugins | None = None
+) -> list[list[dict[str, Any]]]:
     """Every job's rows, in the order of ``jobs``; at most ``workers`` jobs at once, each after the jobs it waits
     for (:func:`order`). A job whose rows are all found is not handed out. A worker's error (or death) stops the
     others, keeps the rows already made, and is raised here."""
@@ -137,7 +97,7 @@ def run_jobs(jobs: Sequence[Job], out: Path, book: Rows, workers: int) -> list[l
                 job = configured(jobs[i], out)
                 results[i] = found_rows(job, book)
                 if results[i] is None:
-                    pool = pool or _pool(min(workers, len(jobs)))
+                    pool = pool or _pool(min(workers, len(jobs)), plugins or {})
                     running[pool.submit(_work, job, out, dict(book.by_id))] = i
             if not running:
                 if waiting and not ready:
@@ -167,9 +127,9 @@ def _threads(workers: int) -> int:
     return max(1, usable_cpus() // workers)
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _pool(workers: int, plugins: Plugins) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    args = (_threads(workers), profiling.enabled(), plugins())
+    args = (_threads(workers), profiling.enabled(), plugins)
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=args)
 
 

@@ -19,6 +19,7 @@ from taxodiff import runs
 from taxodiff.config import RunConfig
 from taxodiff.profiling import timed
 from taxodiff.studies.jobs import Context, Job, Measure, Rows, configured, evaluate_job, measure
+from taxodiff.studies.plugins import collect
 
 if TYPE_CHECKING:
     from taxodiff.studies.study import Study
@@ -51,10 +52,7 @@ def run(
 
     out = Path(out)
     work = study.jobs(cfg, preset, Context(out, progress))  # bad input is refused before anything is written
-    if workers > 1:
-        from taxodiff.studies.pool import plugins
-
-        plugins()  # refused here if a plug-in cannot reach the workers
+    plugins = collect(_names(work)) if workers > 1 else {}  # refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(out)
     book = Rows(out / "results.jsonl", clock.tick)
@@ -63,7 +61,7 @@ def run(
         from taxodiff.studies.pool import run_jobs
 
         at = [k for k, item in enumerate(work) if isinstance(item, Job)]
-        done = dict(zip(at, run_jobs([work[k] for k in at], out, book, workers), strict=True))
+        done = dict(zip(at, run_jobs([work[k] for k in at], out, book, workers, plugins), strict=True))
     rows: list[dict[str, Any]] = []
     for k, item in enumerate(work):
         if isinstance(item, Measure):
@@ -78,6 +76,12 @@ def run(
         runs.write_json(out / "summary.json", summary)
         write_pages(out, study.report(summary, rows, out), study.title)
     return summary
+
+
+def _names(work: list[Job | Measure]) -> dict[str, set[str]]:
+    """The model families and data sources the study's jobs name."""
+    jobs = [j for j in work if isinstance(j, Job)]
+    return {"model family": {j.cfg.model for j in jobs}, "data source": {j.cfg.data.source for j in jobs}}
 
 
 def run_study(
