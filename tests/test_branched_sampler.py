@@ -143,3 +143,20 @@ def test_min_length_merges_short_internal_branches_and_lengthens_leaves() -> Non
     assert out[(2,)] == (0.0, 0.53) and out[(3,)] == (0.0, 0.53) and out[(0, 1, 2, 3)] == (0.53, 1.0)
     assert min_length(tree, 0.0) == tree
     assert np.isclose(sum(e - s for s, e in out.values()), 0.05 * 2 + 0.48 + 0.53 * 2 + 0.47)
+
+
+def test_min_length_lengthens_leaves_that_meet_at_time_zero() -> None:
+    """Two classes alike even unnoised (a crossing at t = 0: seen on MNIST's imbalanced regime, whose rare
+    classes leave discovery 53 images each) meet at min_length, not at 0 with leaves of no length."""
+    from taxodiff.families.branched.discovery import Branch
+
+    tree = [
+        Branch((0,), 0.0, 0.0),
+        Branch((1,), 0.0, 0.0),
+        Branch((0, 1), 0.0, 0.6),
+        Branch((2,), 0.0, 0.6),
+        Branch((0, 1, 2), 0.6, 1.0),
+    ]
+    out = {b.classes: (b.t_start, b.t_end) for b in min_length(tree, 0.05)}
+    assert out[(0,)] == (0.0, 0.05) and out[(1,)] == (0.0, 0.05) and out[(0, 1)] == (0.05, 0.6)
+    assert all(e > s for s, e in out.values())

@@ -131,7 +131,8 @@ def min_length(branches: list[Branch], m: float) -> list[Branch]:
     if m <= 0:
         return list(branches)
     top = max(branches, key=lambda b: len(b.classes))
-    nodes = {b.classes: min(max(b.t_start, m), 1 - m) if b.t_start > 0 else 0.0 for b in branches}
+    # a leaf starts at 0; every other branch point (one at t = 0 too: two classes alike even unnoised) in [m, 1 - m]
+    nodes = {b.classes: min(max(b.t_start, m), 1 - m) if len(b.classes) > 1 else 0.0 for b in branches}
     parent = {b.classes: _parent(b, branches) for b in branches if b is not top}
     for node in sorted(parent, key=lambda k: -nodes[k]):  # from the root down
         up = parent[node]
