@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from statistics import median
 from typing import Any
 
 from taxodiff.cli.flags import key_value
+from taxodiff.studies.pool import usable_cpus
 
 
 def _threads(n: int) -> None:
@@ -41,7 +41,7 @@ def _train(cfg_path: str, overrides: dict[str, Any], out: str) -> float:
 
 def arm(args: argparse.Namespace, overrides: dict[str, Any], workers: int, tmp: Path) -> tuple[float, list[float]]:
     """Wall-clock seconds of all runs with ``workers`` at once, and each run's training-loop seconds."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cpus() // workers)  # as the study's workers get them
     context = multiprocessing.get_context("spawn")
     jobs = [
         (args.config, overrides | {"seed": k}, str(tmp / f"{workers}-{k}-{len(list(tmp.iterdir()))}"))
@@ -73,7 +73,7 @@ def main() -> None:
                 loops = ", ".join(f"{s:.1f}" for s in seconds)
                 print(f"{workers} at once: {wall:7.1f} s wall; training loops {loops} s")
     one, many = median(walls[1]), median(walls[args.workers])
-    print(f"{args.runs} runs of {args.model} ({args.config}, {args.steps} steps), {os.cpu_count()} CPUs:")
+    print(f"{args.runs} runs of {args.model} ({args.config}, {args.steps} steps), {usable_cpus()} CPUs:")
     print(f"one at a time {one:.1f} s, {args.workers} at once {many:.1f} s: {one / many:.2f}x the throughput")
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from taxodiff.families.branched.discovery import DiscoverySettings, discover, min_length
+from taxodiff.families.branched.discovery import Branch, DiscoverySettings, discover, min_length
 from taxodiff.families.branched.sampler import sample_cached, sample_paths
 from taxodiff.families.branched.tree import BranchedTree
 from taxodiff.noise import Noise
@@ -125,8 +125,6 @@ def test_cached_and_per_path_sampling_with_the_exact_score(tree: BranchedTree) -
 
 
 def test_min_length_merges_short_internal_branches_and_lengthens_leaves() -> None:
-    from taxodiff.families.branched.discovery import Branch
-
     # ((0, 1) at 0.02, 2) at 0.5, 3) at 0.53, root to 1
     tree = [
         Branch((0,), 0.0, 0.02),
@@ -148,8 +146,6 @@ def test_min_length_merges_short_internal_branches_and_lengthens_leaves() -> Non
 def test_min_length_lengthens_leaves_that_meet_at_time_zero() -> None:
     """Two classes alike even unnoised (a crossing at t = 0: seen on MNIST's imbalanced regime, whose rare
     classes leave discovery 53 images each) meet at min_length, not at 0 with leaves of no length."""
-    from taxodiff.families.branched.discovery import Branch
-
     tree = [
         Branch((0,), 0.0, 0.0),
         Branch((1,), 0.0, 0.0),
