@@ -1,10 +1,12 @@
+import itertools
 import math
+from math import factorial
 
 import numpy as np
 import pytest
 
 from taxodiff.hierarchy import Hierarchy
-from taxodiff.metrics.modes import ModeSettings, category_stats, fidelity, mode_metrics
+from taxodiff.metrics.modes import ModeSettings, category_stats, chance_in_seeds, chance_lost, fidelity, mode_metrics
 
 H = Hierarchy.from_spec({"animal": {"dog": 0.5, "cat": 0.5}, "vehicle": {"car": 0.75, "truck": 0.25}})
 S = ModeSettings(coverage_rel=0.25, kl_smoothing=0.5, bootstrap=200, seed=0)
@@ -64,3 +66,26 @@ def test_overall_weighting_and_intervals():
 def test_fidelity():
     f = fidelity(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 0]), bootstrap=100)
     assert f["value"] == 0.75 and 0 <= f["ci"][0] <= 0.75 <= f["ci"][1] <= 1
+
+
+CHANCE_CASES = [([0.5, 0.3, 0.2], 7, 0.25), ([0.9, 0.05, 0.05], 12, 0.5), ([1.0], 5, 0.25)]
+
+
+@pytest.mark.parametrize(("p", "n", "rel"), CHANCE_CASES)
+def test_chance_lost_equals_enumerating_every_draw(p: list[float], n: int, rel: float) -> None:
+    """The exact sampler's chance of losing a subtype, against the sum over every count vector of its
+    multinomial probability, a vector counted lost as category_stats counts coverage."""
+    lost = 0.0
+    for counts in itertools.product(range(n + 1), repeat=len(p)):
+        if sum(counts) != n:
+            continue
+        prob = factorial(n) * np.prod([pk**c / factorial(c) for pk, c in zip(p, counts, strict=True)])
+        pred = np.repeat(np.arange(len(p)), counts)
+        cov = category_stats(pred, np.array(p), list(range(len(p))), ModeSettings(coverage_rel=rel))["coverage"]
+        lost += prob * (cov < 1.0)
+    assert chance_lost(p, n, rel) == pytest.approx(lost, abs=1e-12)
+
+
+def test_chance_in_seeds_is_the_binomial_tail() -> None:
+    assert chance_in_seeds(0.5, 2, 3) == pytest.approx(0.5)  # 3/8 + 1/8
+    assert chance_in_seeds(0.2, 0, 3) == 1.0 and chance_in_seeds(0.2, 3, 3) == pytest.approx(0.008)

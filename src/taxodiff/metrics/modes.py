@@ -11,6 +11,10 @@ Definitions (natural logs):
   KL        = KL(p_data(. | c) || q_s), q_s = (count + alpha) / (n + alpha * K)  (additive smoothing alpha)
   TV        = 1/2 sum |p_data - q|
 Conditional quantities over all categories are averaged with weights p_data(z2).
+
+A rare subtype can fall under its coverage threshold by sampling noise alone: :func:`chance_lost` is how often
+a sampler that draws the data's proportions exactly loses one at a given number of samples, the false-alarm
+rate against which "a class lost in k of n seeds" is read.
 """
 
 from __future__ import annotations
@@ -105,6 +109,31 @@ def fidelity(
     rng = np.random.default_rng(seed)
     means = hit[rng.integers(0, len(hit), size=(bootstrap, len(hit)))].mean(axis=1)
     return {"value": float(hit.mean()), "ci": _interval(means)}
+
+
+def chance_lost(p_data: list[float], n: int, coverage_rel: float) -> float:
+    """The probability that n draws from p_data (multinomial) leave some subtype's share under coverage_rel x its
+    p_data: how often an exact sampler loses a subtype of this category by chance. Exact, by dynamic programming
+    over the subtypes (each count binomial given those before it): O(K n^2)."""
+    from scipy.stats import binom
+
+    p = np.asarray(p_data, dtype=np.float64)
+    counts = np.arange(n + 1)
+    need = [int(np.argmax(counts / max(n, 1) >= coverage_rel * pk)) for pk in p]  # the fewest draws kept
+    m, c = np.meshgrid(counts, counts, indexing="ij")  # m draws left, c of them to this subtype
+    kept = (counts >= need[-1]).astype(np.float64)  # the last subtype takes every draw left
+    for k in range(len(p) - 2, -1, -1):
+        rest = p[k:].sum()
+        pmf = binom.pmf(c, m, p[k] / rest if rest > 0 else 0.0) * (c >= need[k])
+        kept = (pmf * np.where(c <= m, kept[np.clip(m - c, 0, n)], 0.0)).sum(axis=1)
+    return float(min(max(1.0 - kept[n], 0.0), 1.0))
+
+
+def chance_in_seeds(p_seed: float, k: int, seeds: int) -> float:
+    """The probability that at least k of ``seeds`` independent seeds lose a class, each with probability p_seed."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, seeds, p_seed)) if k > 0 else 1.0
 
 
 def _interval(x: np.ndarray) -> list[float]:

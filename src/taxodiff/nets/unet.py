@@ -140,10 +140,6 @@ class Features:
     emb: Tensor
     size: tuple[int, int]  # the input's height and width, before padding
 
-    def rows(self, idx: Tensor) -> Features:
-        """The features of some rows of the batch."""
-        return Features(self.h[idx], [s[idx] for s in self.skips], self.emb[idx], self.size)
-
     def split(self, sizes: list[int]) -> list[Features]:
         """The features cut into consecutive groups of rows of ``sizes``: views, and one gradient for all in
         the backward pass (where gathering each group's rows by index costs a batch-sized gradient per group)."""

@@ -17,15 +17,17 @@ import numpy as np
 
 from taxodiff import config as config_mod
 from taxodiff.config import RunConfig
-from taxodiff.metrics.modes import KL_MATCHED
+from taxodiff.metrics.modes import KL_MATCHED, chance_in_seeds
 from taxodiff.studies import seeds
 from taxodiff.studies.seeds import shown
 
 KEYS = ("cell", "model", "guidance")
 GLANCE = (
     "Means over seeds, one value per guidance scale (a family without guidance has one); a class is lost in a "
-    "seed when its share of the samples falls below {rel:g} of its share of the data (`eval.coverage_rel`). "
-    "The tables below give every spread and interval."
+    "seed when its share of the samples falls below {rel:g} of its share of the data (`eval.coverage_rel`); "
+    "beside it, the chance that a sampler drawing the data's proportions exactly, asked for as many samples, "
+    "loses a class in as many seeds or more: sampling noise alone. The tables below give every spread and "
+    "interval."
 )
 
 
@@ -128,9 +130,8 @@ def _setting_line(cell: str, w: float, at: list[dict[str, Any]], groups: list[di
 
 def status(g: dict[str, Any]) -> str:
     """Why a group did not keep the weights, in a few words, with its KL."""
-    n = len(g["seeds"])
-    k = sum(any(v["lost_in_seeds"][i] for v in g["categories"].values()) for i in range(n))
-    what = f"a class lost in {k} of {n} seeds" if k else f"mis-weighted beyond KL {KL_MATCHED}"
+    k, n = _lost_count(g)
+    what = f"a class lost in {k} of {n} seeds, {_chance(g, k, n)}" if k else f"mis-weighted beyond KL {KL_MATCHED}"
     return f"{what}, KL {shown(g, 'kl')}, off-category {shown(g, 'off_category')}"
 
 
@@ -185,7 +186,17 @@ def _lost_count(g: dict[str, Any]) -> tuple[int, int]:
 
 
 def _lost(g: dict[str, Any]) -> str:
-    return "{} of {}".format(*_lost_count(g))
+    k, n = _lost_count(g)
+    return f"{k} of {n}" + (f" ({_chance(g, k, n)})" if k else "")
+
+
+def _chance(g: dict[str, Any], k: int, n: int) -> str:
+    """How often an exact sampler would lose a class in at least k of n seeds, at these samples a category."""
+    p = g.get("chance_lost")
+    if p is None:
+        return "chance not recorded"
+    q = chance_in_seeds(p, k, n)
+    return "chance < 0.01" if q < 0.005 else f"chance {q:.2f}"
 
 
 def _row(g: dict[str, Any], fam: dict[str, Any]) -> list[str]:
@@ -243,7 +254,7 @@ def _glance_row(name: str, fam: dict[str, Any], cells: list[str], scales: list[f
 
 def _kl_lost(g: dict[str, Any]) -> str:
     k, n = _lost_count(g)
-    return f"{g['kl']:.4f}" + (f" (lost in {k} of {n})" if k else "")
+    return f"{g['kl']:.4f}" + (f" (lost in {k} of {n}, {_chance(g, k, n)})" if k else "")
 
 
 def table(summary: dict[str, Any], cell: str) -> tuple[list[str], list[list[str]]]:

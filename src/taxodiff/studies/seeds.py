@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from taxodiff.metrics.modes import KL_MATCHED as KL_OK
+from taxodiff.metrics.modes import chance_lost
 
 METRICS = (
     "kl",
@@ -98,7 +99,18 @@ def _group(g: dict[str, Any], rs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for c, v in rs[0]["categories"].items()
     }
+    g["chance_lost"] = _chance_lost(rs[0])
     return g
+
+
+def _chance_lost(r: dict[str, Any]) -> float | None:
+    """How often a seed of an exact sampler, asked for as many samples a category as row ``r``, loses a class by
+    chance (None for rows that do not record their samples a category)."""
+    cats = r["categories"].values()
+    if "coverage_rel" not in r or any("n" not in v for v in cats):
+        return None
+    kept = np.prod([1.0 - chance_lost(v["p_data"], int(v["n"]), r["coverage_rel"]) for v in cats])
+    return float(1.0 - kept)
 
 
 def _lost(cat: dict[str, Any], proportions: list[float], coverage_rel: float) -> list[str]:

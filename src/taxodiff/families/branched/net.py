@@ -12,6 +12,7 @@ own instead (``net.branch_network: whole``), nothing shared, as the seed trains 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -55,18 +56,17 @@ class BranchedUNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, head: Tensor) -> Tensor:
         t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
+        return by_head(self._sorted, x, t, head)
+
+    def _sorted(self, x: Tensor, t: Tensor, head: Tensor, asked: list[int], counts: list[int]) -> Tensor:
+        """Rows sorted by head: the trunk once, then each asked head on its consecutive rows."""
         codes = None
         if self.heads[0].code is not None:
-            codes = torch.stack([h.code for h in self.heads])[head]
+            codes = torch.stack([h.code for h in self.heads]).index_select(0, head)
         f = self.trunk.encode(x, t, torch.zeros(x.shape[0], 1, device=x.device), extra=codes)
         f = UNet.decode(f, self.trunk.up, self.trunk.upsample)
-        asked, counts = torch.unique(head, return_counts=True)
-        if len(asked) == 1:
-            return self._head(f, int(asked))
-        order = torch.argsort(head, stable=True)  # each head's rows together, in batch order
-        parts = f.rows(order).split(counts.tolist())
-        out = torch.cat([self._head(part, k) for part, k in zip(parts, asked.tolist(), strict=True)])
-        return out[torch.argsort(order)]
+        parts = f.split(counts) if len(asked) > 1 else [f]
+        return torch.cat([self._head(part, k) for part, k in zip(parts, asked, strict=True)])
 
     def _head(self, f: object, k: int) -> Tensor:
         h = self.heads[k]
@@ -88,14 +88,25 @@ class BranchUNets(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, head: Tensor) -> Tensor:
         t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
+        return by_head(self._sorted, x, t, head)
+
+    def _sorted(self, x: Tensor, t: Tensor, head: Tensor, asked: list[int], counts: list[int]) -> Tensor:
         none = torch.zeros(x.shape[0], 1, device=x.device)
-        asked, counts = torch.unique(head, return_counts=True)
-        if len(asked) == 1:
-            return self.heads[int(asked)](x, t, none)
-        order = torch.argsort(head, stable=True)
-        parts = zip(*(v[order].split(counts.tolist()) for v in (x, t, none)), strict=True)
-        out = torch.cat([self.heads[k](*part) for part, k in zip(parts, asked.tolist(), strict=True)])
-        return out[torch.argsort(order)]
+        parts = zip(*(v.split(counts) for v in (x, t, none)), strict=True)
+        return torch.cat([self.heads[k](*part) for part, k in zip(parts, asked, strict=True)])
+
+
+def by_head(run: Callable[..., Tensor], x: Tensor, t: Tensor, head: Tensor) -> Tensor:
+    """``run(x, t, head, asked, counts)`` on the rows sorted by head (each head's rows together, in batch order),
+    its output put back in the batch's order. Sorting the inputs, which need no gradient, leaves one gather with
+    a gradient, the output's, where gathering every skip of the trunk's features cost one each."""
+    asked, counts = torch.unique(head, return_counts=True)
+    if len(asked) == 1:
+        return run(x, t, head, asked.tolist(), counts.tolist())
+    order = torch.argsort(head, stable=True)
+    x, t, head = (v.index_select(0, order) for v in (x, t, head))
+    out = run(x, t, head, asked.tolist(), counts.tolist())
+    return out.index_select(0, torch.argsort(order))
 
 
 def branched_network(cfg: UNetConfig, heads: int, head_levels: int, codes: bool, whole: bool) -> nn.Module:
