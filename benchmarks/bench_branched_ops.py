@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from taxodiff.families.branched.net import BranchedUNet
 from taxodiff.nets.unet import UNet, UNetConfig, matched_config
 
-CONV = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward")
+CONV = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_")  # key prefixes
 
 
 def measure(name: str, step: Callable[[], torch.Tensor], steps: int) -> None:
@@ -38,7 +38,7 @@ def measure(name: str, step: Callable[[], torch.Tensor], steps: int) -> None:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step().square().mean().backward()
-    conv = [e for e in prof.key_averages() if e.key.startswith(CONV) or e.key == "aten::_slow_conv2d_backward"]
+    conv = [e for e in prof.key_averages() if e.key.startswith(CONV)]
     calls = sum(e.count for e in conv) / steps
     conv_ms = sum(e.self_cpu_time_total for e in conv) / steps / 1e3
     print(
