@@ -87,6 +87,20 @@ def test_rows_are_merged_never_dropped(tmp_path, monkeypatch):
     assert summary["seeds"] == [0] and summary["rows_made"] == 0
 
 
+def test_a_finished_run_resumed_under_another_sampler_is_sampled_as_its_rows_say(tmp_path):
+    out = tmp_path / "demo"
+    common = ["--config", str(ROOT / "tests" / "configs" / "tiny.yaml"), "--out", str(out), "--quiet"]
+    assert main(["demo", *common, "--guidance", "0", "--set", "sample.sampler=ddpm"]) == 0
+    trained = out / "reference" / "seed0" / "flat" / "train.json"
+    before = trained.read_text()
+    assert main(["demo", *common, "--guidance", "0", "--set", "sample.sampler=ddim"]) == 0
+    assert trained.read_text() == before  # not trained again: only sampled
+    rows = [r for r in _rows(out / "results.jsonl") if r["tag"].startswith("ddim")]
+    assert len(rows) == 2 and {r["sampler"] for r in rows} == {"ddim"}
+    drawn = {p.name for p in (out / "reference" / "seed0" / "flat" / "samples").iterdir()}
+    assert any(name.startswith("ddim") for name in drawn), drawn
+
+
 def test_the_branched_seeds_preset_on_two_workers_runs_the_comparison_and_no_other_part(tmp_path):
     out = tmp_path / "study"
     argv = ["study", "branched", "--preset", "seeds", "--seeds", "1", "--config", str(DIGITS), "--out", str(out)]

@@ -161,7 +161,7 @@ def evaluate_job(job: Job, out: Path, book: Book, progress: bool) -> list[dict[s
         if row is None:
             train = train or api.train(job.cfg, where, resume=True, progress=progress)
             t0 = time.perf_counter()
-            ev = api.evaluate(where, dict(setting), device=job.cfg.device, progress=progress)
+            ev = api.evaluate(where, sampling(job.cfg, setting), device=job.cfg.device, progress=progress)
             row = {"id": rid, **job.key(), **setting, "tag": tag, "run_dir": str(where), "config_digest": digest}
             row |= {"train_steps": train["steps"], "train_seconds": train["seconds"]}
             row |= {"parameters": train["parameters"], "networks": train.get("networks", {})}
@@ -169,6 +169,15 @@ def evaluate_job(job: Job, out: Path, book: Book, progress: bool) -> list[dict[s
             row = book.add(row | _cost_row(ev.get("cost", {})) | get_family(job.cfg.model).evaluation(ev).to_row())
         made.append(row)
     return made
+
+
+def sampling(cfg: RunConfig, setting: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation's sampling overrides: the job's whole sample section, then the setting. A finished run
+    resumed under other sampling settings (another sampler, more samples) is sampled as its row says, not as the
+    config stored in its checkpoint."""
+    from taxodiff.config import to_dict
+
+    return {**to_dict(cfg.sample), **setting}
 
 
 def _cost_row(cost: dict[str, Any]) -> dict[str, Any]:
