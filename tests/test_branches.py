@@ -33,6 +33,20 @@ def test_discovery_recovers_the_tree_and_the_merge_order(seed: int) -> None:
     assert never_crossed(tree, list("abcd"), 0.005) == []  # every pair of the mixture crosses before t = 1
 
 
+def test_scale_moves_every_branch_point_toward_noise_and_keeps_the_tree() -> None:
+    """scale s maps each branch point t to 1 - s (1 - t): the same merges in the same order, leaves still at 0."""
+    data = _mixture(0)
+    plain = discover(data, DiscoverySettings(times=200, seed=0))
+    moved = discover(data, DiscoverySettings(times=200, seed=0, scale=0.5))
+    assert [(a, b) for a, b, _ in moved.merges] == [(a, b) for a, b, _ in plain.merges]
+    for (_, _, t), (_, _, u) in zip(plain.merges, moved.merges, strict=True):
+        assert u == pytest.approx(1 - 0.5 * (1 - t))
+    starts = {b.classes: b.t_start for b in moved.branches}
+    assert all(starts[(c,)] == 0.0 for c in range(4))
+    with pytest.raises(ValueError, match="scale = 1.5 is invalid"):
+        discover(data, DiscoverySettings(scale=1.5))
+
+
 def test_single_linkage_by_hand() -> None:
     crossing = torch.tensor([[0, 0.2, 0.9, 0.9], [0.2, 0, 0.7, 0.8], [0.9, 0.7, 0, 0.5], [0.9, 0.8, 0.5, 0]]).numpy()
     merges, branches = single_linkage(crossing)
@@ -66,3 +80,5 @@ def test_cli_writes_the_tree_and_the_figure(tmp_path, capsys) -> None:  # type: 
     assert (out / "figures" / "branches.png").stat().st_size > 0
     assert main(["branches", "--times", "1", "--out", str(tmp_path / "x")]) == 2
     assert "--times 1 is invalid" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["branches", "--scale", "1.5", "--out", str(tmp_path / "y")]) == 2
+    assert "--scale 1.5 is invalid" in capsys.readouterr().err and not (tmp_path / "y").exists()

@@ -27,6 +27,12 @@ def _discovery_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="shortest branch, in units of time: shorter internal branches merge into the one above (default 0)",
     )
+    p.add_argument(
+        "--scale",
+        type=nonneg_float,
+        default=1.0,
+        help="every branch point's distance from pure noise times this, 0 to 1: earlier branch points (default 1)",
+    )
 
 
 def _discover(args: argparse.Namespace, cfg: Any) -> int:
@@ -37,8 +43,15 @@ def _discover(args: argparse.Namespace, cfg: Any) -> int:
         raise TaxodiffError(f"--times {args.times} is invalid: allowed is at least 2")
     if args.min_length >= 0.5:
         raise TaxodiffError(f"--min-length {args.min_length} is invalid: allowed is 0 <= x < 0.5")
+    if args.scale > 1:
+        raise TaxodiffError(f"--scale {args.scale} is invalid: allowed is 0 <= x <= 1")
     s = DiscoverySettings(
-        times=args.times, draws=args.draws, smooth=args.smooth, eps=args.eps, min_length=args.min_length
+        times=args.times,
+        draws=args.draws,
+        smooth=args.smooth,
+        eps=args.eps,
+        min_length=args.min_length,
+        scale=args.scale,
     )
     r = run_discovery(cfg, args.out, s, args.per_class, args.seeds)
     for m in r["tree"]["merges"]:

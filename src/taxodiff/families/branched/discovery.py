@@ -30,6 +30,9 @@ class DiscoverySettings:
     # branches shorter than this (in units of the whole time span) are removed: an internal one is merged into
     # the branch above it (its children then branch off together), a leaf merge earlier than it is moved to it
     min_length: float = 0.0
+    # every crossing's distance from t = 1 (pure noise) times this (0 <= x <= 1): below 1 classes part earlier in
+    # generation and the shared root is shorter (0: every class parts at once, below a root of min_length)
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,15 @@ def crossing_times(times: np.ndarray, sim: np.ndarray, eps: float) -> np.ndarray
         for j in range(i + 1, c):
             ok = sim[:, i, j] >= (sim[:, i, i] + sim[:, j, j]) / 2 - eps
             out[i, j] = out[j, i] = times[np.argmax(ok)] if ok.any() else 1.0
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def toward_noise(crossing: np.ndarray, scale: float) -> np.ndarray:
+    """Crossing times moved toward t = 1: each pair's 1 - t times ``scale`` (a class's own 0 on the diagonal kept)."""
+    if scale == 1.0:
+        return crossing
+    out = 1.0 - (1.0 - crossing) * scale
     np.fill_diagonal(out, 0.0)
     return out
 
@@ -158,9 +170,11 @@ def discover(
     s = settings or DiscoverySettings()
     if len(data) < 2 or min(len(x) for x in data) < 2:
         raise ValueError("branch discovery needs at least 2 classes of at least 2 samples each")
+    if not 0 <= s.scale <= 1:
+        raise ValueError(f"scale = {s.scale} is invalid: allowed is 0 <= scale <= 1")
     if not 0 <= s.min_length < 0.5:
         raise ValueError(f"min_length = {s.min_length} is invalid: allowed is 0 <= min_length < 0.5")
     times, sim = similarity_curves(data, s, abar)
-    crossing = crossing_times(times, sim, s.eps)
+    crossing = toward_noise(crossing_times(times, sim, s.eps), s.scale)
     merges, branches = single_linkage(crossing)
     return BranchTree(merges, min_length(branches, s.min_length), crossing, sim, times)

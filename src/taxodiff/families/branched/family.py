@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taxodiff.config.fields import choice, nonneg, positive
+from taxodiff.config.fields import choice, nonneg, positive, within
 from taxodiff.errors import TaxodiffError
 from taxodiff.families import images, requests
 from taxodiff.families.base import Commands, Family, Parent, Roles, Stage
@@ -55,6 +55,10 @@ class BranchedNet(images.ImageNet):
     # shortest branch, as a share of the process's time (0 <= x < 0.5): shorter internal branches are merged into
     # the branch above, leaf branches lengthened to it (taxodiff.families.branched.discovery.min_length)
     branch_min_length: float = nonneg(0.05)
+    # every discovered branch point's distance from pure noise times this (0 <= x <= 1): below 1 the classes part
+    # earlier in generation and the unconditional root is shorter (1: as discovered; 0: every class its own
+    # branch below a root of branch_min_length)
+    branch_scale: float = within(1.0, 0.0, 1.0)
 
 
 class Branched(images.ImageScores, Family):
@@ -120,6 +124,7 @@ class Branched(images.ImageScores, Family):
             eps=n.branch_eps,
             seed=seeds.derive(self.cfg.seed, "branches", "noise") % 2**31,
             min_length=max(n.branch_min_length, 1.5 / self.process.T),  # whole process steps, never 0
+            scale=n.branch_scale,
         )
 
     def levels(self) -> Any:
@@ -144,12 +149,13 @@ class Branched(images.ImageScores, Family):
 
     def join(self, tree: BranchedTree, new: str) -> tuple[str, int]:
         """(nearest old class, process time) where class ``new`` joins the tree: its earliest crossing."""
-        from taxodiff.families.branched.discovery import crossing_times, similarity_curves
+        from taxodiff.families.branched.discovery import crossing_times, similarity_curves, toward_noise
 
         names = self.hierarchy.leaf_names
         data = self.class_images()
         curves_t, sim = similarity_curves(data, self.discovery_settings(), self.levels())
-        cross = crossing_times(curves_t, sim, self.cfg.net.branch_eps)[names.index(new)]
+        n = self.cfg.net
+        cross = toward_noise(crossing_times(curves_t, sim, n.branch_eps), n.branch_scale)[names.index(new)]
         old = [i for i, name in enumerate(names) if name != new]
         near = min(old, key=lambda i: cross[i])
         T, m = self.process.T, math.ceil(self.cfg.net.branch_min_length * self.process.T)
