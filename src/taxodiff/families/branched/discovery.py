@@ -105,6 +105,11 @@ def toward_noise(crossing: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
+def crossings(times: np.ndarray, sim: np.ndarray, s: DiscoverySettings) -> np.ndarray:
+    """Every pair's crossing time under ``s``: the first within its eps, moved toward noise by its scale."""
+    return toward_noise(crossing_times(times, sim, s.eps), s.scale)
+
+
 def single_linkage(crossing: np.ndarray) -> tuple[list[tuple[tuple[int, ...], tuple[int, ...], float]], list[Branch]]:
     """Union-find over pairs sorted by crossing time: the merges, and the 2C - 1 branches."""
     c = len(crossing)
@@ -175,6 +180,6 @@ def discover(
     if not 0 <= s.min_length < 0.5:
         raise ValueError(f"min_length = {s.min_length} is invalid: allowed is 0 <= min_length < 0.5")
     times, sim = similarity_curves(data, s, abar)
-    crossing = toward_noise(crossing_times(times, sim, s.eps), s.scale)
+    crossing = crossings(times, sim, s)
     merges, branches = single_linkage(crossing)
     return BranchTree(merges, min_length(branches, s.min_length), crossing, sim, times)

@@ -149,13 +149,12 @@ class Branched(images.ImageScores, Family):
 
     def join(self, tree: BranchedTree, new: str) -> tuple[str, int]:
         """(nearest old class, process time) where class ``new`` joins the tree: its earliest crossing."""
-        from taxodiff.families.branched.discovery import crossing_times, similarity_curves, toward_noise
+        from taxodiff.families.branched.discovery import crossings, similarity_curves
 
         names = self.hierarchy.leaf_names
-        data = self.class_images()
-        curves_t, sim = similarity_curves(data, self.discovery_settings(), self.levels())
-        n = self.cfg.net
-        cross = toward_noise(crossing_times(curves_t, sim, n.branch_eps), n.branch_scale)[names.index(new)]
+        s = self.discovery_settings()
+        curves_t, sim = similarity_curves(self.class_images(), s, self.levels())
+        cross = crossings(curves_t, sim, s)[names.index(new)]
         old = [i for i, name in enumerate(names) if name != new]
         near = min(old, key=lambda i: cross[i])
         T, m = self.process.T, math.ceil(self.cfg.net.branch_min_length * self.process.T)
