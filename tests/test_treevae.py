@@ -311,6 +311,17 @@ def test_the_budget_preset_multiplies_every_phase_and_reports_the_trend(tmp_path
         assert text in report, text
 
 
+def test_one_budget_runs_alone_and_the_others_join_it_later(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    argv = ["study", "treevae", "--config", str(TINY), "--seeds", "1", "--out", str(out), "--quiet"]
+    assert _run([*argv, "--budgets", "2"]) == 0
+    assert "One budget: no trend" in (out / "report.md").read_text()
+    assert _run([*argv, "--budgets", "1,2"]) == 0
+    assert json.loads((out / "summary.json").read_text())["rows_made"] == 2  # the 1x pair only: 2x was kept
+    report = (out / "report.md").read_text()
+    assert "From 1x to 2x, the paired difference" in report and "| 2x | TreeVAE |" in report
+
+
 @pytest.mark.parametrize("budgets", ["2,1", "0,1", "1,x"])
 def test_a_bad_budget_list_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, budgets: str) -> None:
     argv = ["study", "treevae", "--config", str(TINY), "--budgets", budgets, "--out", str(tmp_path / "x")]

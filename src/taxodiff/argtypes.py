@@ -28,13 +28,12 @@ def nonneg_float(text: str) -> float:
 
 
 def budget_factors(text: str) -> tuple[float, ...]:
-    """``1,2,4`` -> (1.0, 2.0, 4.0): two or more finite numbers > 0, comma-separated, increasing."""
+    """``1,2,4`` -> (1.0, 2.0, 4.0): finite numbers > 0, comma-separated, increasing. One number is allowed: a
+    study resumes its rows, so one budget can run alone and the others join it later in the same folder."""
     try:
         vs = tuple(float(t) for t in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated numbers (e.g. 1,2,4)") from None
-    if len(vs) < 2 or not all(0 < v < math.inf for v in vs) or list(vs) != sorted(set(vs)):
-        raise argparse.ArgumentTypeError(
-            f"{text} is not allowed: allowed are two or more increasing numbers > 0 (e.g. 1,2,4)"
-        )
+    if not all(0 < v < math.inf for v in vs) or list(vs) != sorted(set(vs)):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: allowed are increasing numbers > 0 (e.g. 1,2,4 or 4)")
     return vs

@@ -129,7 +129,7 @@ STUDY_OPTIONS = {
         "--budgets",
         budget_factors,
         "run the budget trend instead: both methods at these multiples of the tree phases' steps, clustering "
-        "only (e.g. 1,2,4)",
+        "only (e.g. 1,2,4; one budget alone, and the others later into the same --out, which keeps its rows)",
     ),
 }
 

@@ -133,6 +133,9 @@ def blocks(s: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
     figure(s, out / "figures" / "budget.png")
     first, last = s["budgets"][0], s["budgets"][-1]
     moves = "; ".join(f"{name} {verdict(first['gaps'][k], last['gaps'][k])}" for k, name in TREND)
+    trend = f"From {first['factor']:g}x to {last['factor']:g}x, the paired difference TreeVAE - VAE + Ward: {moves}."
+    if first is last:
+        trend = "One budget: no trend (run the others into the same folder; its rows are kept)."
     return [
         ("h1", f"TreeVAE against VAE + Ward as the training budget grows: {s['source']}"),
         (
@@ -143,8 +146,5 @@ def blocks(s: dict[str, Any], out: Path) -> list[tuple[str, Any]]:
         ),
         ("img", ("figures/budget.png", "clustering scores against the budget")),
         ("table", table(s)),
-        (
-            "p",
-            f"From {first['factor']:g}x to {last['factor']:g}x, the paired difference TreeVAE - VAE + Ward: {moves}.",
-        ),
+        ("p", trend),
     ]

@@ -41,7 +41,7 @@ PRESETS = {
     "quick": TreeVAEPreset("quick", "1 seed"),
     "budget": TreeVAEPreset(
         "budget",
-        "3 seeds at 1x, 2x and 4x the config's tree phases, clustering only (MNIST: about 90 min a seed)",
+        "3 seeds at 1x, 2x and 4x the config's tree phases, clustering only (MNIST: about 70 min a seed)",
         3,
         budgets=(1.0, 2.0, 4.0),
     ),
